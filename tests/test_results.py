@@ -1,0 +1,118 @@
+"""Run folder (results.py) and figures (plotting.py): layout, atomic writes, no data loss."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from rakijax import plotting, results
+
+
+def _arrays(ny=12, nx=10, nc=3, g=True):
+    rng = np.random.default_rng(0)
+    k = rng.standard_normal((nc, ny, nx)) + 1j * rng.standard_normal((nc, ny, nx))
+    ref = np.abs(rng.standard_normal((ny, nx)))
+    return {
+        "reference": ref,
+        "recon": ref + 0.1,
+        "recon_kspace": k,
+        "mask": np.arange(ny) % 2 == 0,
+        "gfactor": 1 + np.abs(rng.standard_normal((ny, nx))) if g else None,
+        "support": ref > 0.5,
+    }
+
+
+def test_create_run_dir_refuses_nonempty(tmp_path):
+    out = tmp_path / "new" / "run"
+    assert results.create_run_dir(out).is_dir()  # parents created
+    results.create_run_dir(out)  # existing but empty: fine
+    (out / "x.txt").write_text("user")
+    with pytest.raises(results.OutputExistsError, match="not empty"):
+        results.create_run_dir(out)
+    with pytest.raises(results.OutputExistsError, match="--overwrite"):
+        results.check_run_dir(out)
+    f = tmp_path / "file"
+    f.write_text("")
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        results.create_run_dir(f, overwrite=True)
+
+
+def test_overwrite_replaces_only_our_files(tmp_path):
+    out = results.create_run_dir(tmp_path / "run")
+    fig = plotting.loss_figure(np.geomspace(1, 1e-3, 20))
+    written = results.write_run(out, arrays=_arrays(), metrics={"nmse": 0.1}, config={"seed": 0},
+                                figures={"old_figure.png": fig})
+    assert set(written) == {"results.h5", "metrics.json", "config.json", "old_figure.png"}
+    (out / "notes.txt").write_text("keep me")
+    (out / "sub").mkdir()
+    results.create_run_dir(out, overwrite=True)
+    # a previous run's outputs are gone (no stale figure), the user's files stay
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "sub"]
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_results_h5_exact_layout(tmp_path):
+    a = _arrays()
+    results.write_results_h5(tmp_path / "results.h5", **a)
+    with h5py.File(tmp_path / "results.h5", "r") as f:
+        assert sorted(f.keys()) == ["gfactor", "mask", "recon", "recon_kspace", "reference"]
+        assert f["reference"].shape == (12, 10) and f["recon"].shape == (12, 10)
+        assert f["recon_kspace"].shape == (3, 12, 10) and np.iscomplexobj(f["recon_kspace"][()])
+        assert f["mask"].shape == (12,) and f["mask"].dtype == bool
+        np.testing.assert_array_equal(f["recon_kspace"][()], a["recon_kspace"])
+    back = results.read_results_h5(tmp_path / "results.h5")
+    np.testing.assert_array_equal(back["support"], a["support"])  # bit-packed attribute round trip
+    b = _arrays(g=False)
+    results.write_results_h5(tmp_path / "r2.h5", **b)
+    with h5py.File(tmp_path / "r2.h5", "r") as f:
+        assert "gfactor" not in f
+    b["mask"] = np.ones(5, bool)
+    with pytest.raises(ValueError, match="mask"):
+        results.write_results_h5(tmp_path / "r3.h5", **b)
+
+
+def test_atomic_write_leaves_nothing_half(tmp_path):
+    target = tmp_path / "metrics.json"
+    results.write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with results.atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("boom")
+    assert json.loads(target.read_text()) == {"a": 1}  # old content intact
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left
+
+
+def test_json_and_environment(tmp_path):
+    results.write_json(tmp_path / "m.json", {"x": np.float32(1.5), "nan": float("nan"), "arr": np.arange(3),
+                                             "nested": {"b": np.bool_(True)}})
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m == {"x": 1.5, "nan": None, "arr": [0, 1, 2], "nested": {"b": True}}
+    env = results.environment(["rakijax", "demo"])
+    for k in ("jax", "jaxlib", "flax", "optax", "numpy", "h5py"):
+        assert env["versions"][k]
+    assert env["jax_devices"] and env["rakijax_version"] and env["command_line"] == ["rakijax", "demo"]
+
+
+def test_figures_render(tmp_path):
+    rng = np.random.default_rng(1)
+    ref = np.abs(rng.standard_normal((16, 14)))
+    sup = ref > 0.3
+    g = 1 + rng.random((16, 14))
+    figs = {
+        "rec.png": plotting.reconstruction_figure(ref, {"GRAPPA": ref * 1.01, "RAKI": ref * 0.99}, support=sup,
+                                                  metrics={"GRAPPA": {"nmse": 1e-3, "psnr": 30.0}}),
+        "g.png": plotting.gfactor_figure(g, support=sup),
+        "cmp.png": plotting.gfactor_comparison_figure({"GRAPPA": (g, g * 1.01), "RAKI": (g, g * 0.98)}, support=sup),
+        "iks.png": plotting.image_kspace_figure(ref, ref + 1e-7, rel_error=1e-7),
+        "loss.png": plotting.loss_figure({"a=0.5": np.geomspace(1, 1e-4, 50)}),
+    }
+    for name, fig in figs.items():
+        assert isinstance(fig, Figure)
+        results.save_figure(fig, tmp_path / name)
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the comparison figure shares one colour scale between analytic and Monte Carlo maps
+    fig = plotting.gfactor_comparison_figure({"A": (g, g + 0.5)})
+    ims = [ax.get_images()[0] for ax in fig.axes if ax.get_images()]
+    assert ims[0].get_clim() == ims[1].get_clim()
