@@ -31,7 +31,10 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from ..image_space.weights import linear_unmixing
+import numpy as np
+
+from ..image_space.weights import linear_unmixing, shift_phase
+from ..kspace_net import anchor, compose_linear
 from ..sampling import Sampling
 from .combine import combined_variance
 
@@ -135,9 +138,11 @@ def grappa_gfactor(kernels: Sequence, sampling: Sampling, shape: tuple[int, int]
     """Analytic GRAPPA g-factor map.
 
     ``g(r) = sqrt(v^H Psi v / R) / (sqrt(p^H Psi p) sqrt(R))`` with ``v = G(r)^H p(r)``,
-    i.e. ``sqrt(p^H Cov(r) p) / (sqrt(p^H Psi p) sqrt(R))`` without forming ``Cov``
-    (same value as :func:`rakijax.gfactor.combine.gfactor_from_cov` on
-    :func:`grappa_cov`). Pixels where ``p`` vanishes get ``g = 0``.
+    i.e. ``sqrt(p^H Cov(r) p) / (sqrt(p^H Psi p) sqrt(R))`` without forming ``G`` or
+    ``Cov``: ``v`` comes straight from the separable image-space kernel (cost
+    ``(R-1) Nc^2 kh Ny Nx``, memory ``O((R-1) Nc kh Ny Nx)``). Same value as
+    :func:`rakijax.gfactor.combine.gfactor_from_cov` on :func:`grappa_cov` (tested).
+    Pixels where ``p`` vanishes get ``g = 0``.
 
     Args:
         kernels: ``[W]`` (ignored at ``R = 1``).
@@ -166,13 +171,47 @@ def grappa_gfactor(kernels: Sequence, sampling: Sampling, shape: tuple[int, int]
         )
     dtype = _dtype(kernels, jnp.result_type(p.dtype, *([] if psi is None else [jnp.asarray(psi).dtype])))
     P = _psi(psi, nc, dtype)
-    G = _unmix(kernels, shape, sampling.R, nc, dtype)
-    return _gfactor(G, P, p.astype(dtype), sampling.R)
+    p = p.astype(dtype)
+    if sampling.R == 1:
+        return _gfactor(p, P, p, 1)
+    w = compose_linear(kernels) if len(kernels) > 1 else kernels[0]
+    v = _unmixing_adjoint(w.astype(dtype), p, sampling.R)
+    return _gfactor(v, P, p, sampling.R)
 
 
 @partial(jax.jit, static_argnames=("R",))
-def _gfactor(G, P, p, R):
-    v = jnp.einsum("abyx,ayx->byx", jnp.conj(G), p)  # v = G^H p
+def _unmixing_adjoint(w, p, R):
+    """``v(r) = G(r)^H p(r)`` without forming ``G`` (Nc x Nc per pixel).
+
+    With ``G[(c), i](r) = delta_ci + sum_d ph_d(ry) W~[(d-1)Nc + c, i](r)`` and the
+    separable ``W~[o, i](r) = sum_{y, x} W[o, i, y, x] ey[y, ry] ex[x, rx]``
+    (:func:`rakijax.image_space.weights.kernel_image_weights`):
+
+        v_i(r) = p_i(r) + sum_{o, y} E[o, y, ry] p_{c(o)}(r) B[o, i, y, rx],
+        B = sum_x conj(W ex),  E[o, y, ry] = conj(ph_{d(o)}(ry) ey[y, ry])
+
+    a batched (over ``rx``) matrix product of cost ``(R-1) Nc^2 kh Ny Nx``.
+    """
+    cout, nc, kh, kw = w.shape
+    _, ny, nx = p.shape
+    dt = w.dtype
+    ey = jnp.asarray(_phase(R * (np.arange(kh) - anchor(kh)), ny), dt)  # (kh, Ny)
+    ex = jnp.asarray(_phase(np.arange(kw) - anchor(kw), nx), dt)  # (kw, Nx)
+    ph = jnp.stack([shift_phase(d, ny, dt) for d in range(1, R)])  # (R-1, Ny)
+    B = jnp.einsum("oiyx,xX->oiyX", jnp.conj(w), jnp.conj(ex))  # (cout, Nc, kh, Nx)
+    E = jnp.conj(jnp.repeat(ph, nc, axis=0)[:, None, :] * ey[None])  # (cout, kh, Ny)
+    pp = jnp.tile(p, (R - 1, 1, 1))  # (cout, Ny, Nx): channel (d-1)Nc + c holds p_c
+    L = E[:, :, :, None] * pp[:, None]  # (cout, kh, Ny, Nx)
+    return p + jnp.einsum("oyYX,oiyX->iYX", L, B, precision=jax.lax.Precision.HIGHEST)
+
+
+def _phase(shifts, n):
+    r = np.arange(n) - n // 2
+    return np.exp(-2j * np.pi * np.outer(shifts, r) / n)
+
+
+@partial(jax.jit, static_argnames=("R",))
+def _gfactor(v, P, p, R):
     var_recon = combined_variance(P, v) / R
     var_full = combined_variance(P, p)
     ok = var_full > 0
