@@ -1,0 +1,96 @@
+"""Frozen configuration of a RAKI network and its training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["RakiConfig"]
+
+_DTYPES = (None, "complex64", "complex128")
+
+
+@dataclass(frozen=True)
+class RakiConfig:
+    """Architecture and training settings of a complex RAKI network.
+
+    The network is ``y = W_L * s_a(... s_a(W_1 * u))`` on the reduced grid
+    (see :mod:`rakijax.kspace_net`), without biases, with ``len(widths)`` hidden
+    layers: ``Nc -> widths[0] -> ... -> widths[-1] -> (R-1)*Nc``.
+
+    The defaults are the architecture of the reference code of Akcakaya 2019 /
+    Dawood 2024 (2x5, 1x1, 1x5 kernels; 128 and 64 hidden channels). The
+    learning rate and step count were chosen on the built-in 256x256 16-coil
+    phantom (``benchmarks/raki.py``): see :attr:`learning_rate`.
+
+    Attributes:
+        widths: channels of the hidden layers (one entry per hidden layer).
+        kernels: ``(kh, kw)`` of every layer, one more than ``widths`` (the last is
+            the output layer); ``kh`` counts acquired lines (reduced-grid rows).
+        steps: full-batch Adam steps (>= 1; >= 500 recommended).
+        learning_rate: Adam step size on the ACS scaled to ``max|acs| = 1``.
+            Adam's steps are invariant to the loss scale, so this value is
+            transferable between scans; 3e-3 gave the lowest phantom NMSE among
+            {5e-4, 1e-3, 3e-3, 1e-2} for 1000 steps (benchmarks/results/raki.md).
+        optimizer: only ``"adam"`` (optax.adam) is supported.
+        b1, b2, eps: Adam moment decays and denominator offset.
+        init_scale: multiplies the complex He initialisation
+            (``E|w|^2 = init_scale^2 * 2 / fan_in``).
+        param_dtype: ``"complex64"``, ``"complex128"`` or ``None`` (follow the
+            ACS dtype: complex128 for float64/complex128 input, else complex64).
+        log_every: steps per jit-compiled chunk of :func:`rakijax.raki.train`
+            (progress bar / log granularity; also when NaN losses are checked).
+    """
+
+    widths: tuple[int, ...] = (128, 64)
+    kernels: tuple[tuple[int, int], ...] = ((2, 5), (1, 1), (1, 5))
+    steps: int = 1000
+    learning_rate: float = 3e-3
+    optimizer: str = "adam"
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    init_scale: float = 1.0
+    param_dtype: str | None = None
+    log_every: int = 100
+
+    def __post_init__(self):
+        # normalise lists to tuples so the config stays hashable (jit static arg)
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "kernels", tuple(tuple(int(k) for k in ks) for ks in self.kernels))
+        if len(self.widths) < 1 or any(w < 1 for w in self.widths):
+            raise ValueError(f"widths must be one or more positive integers, got {self.widths}")
+        if len(self.kernels) != len(self.widths) + 1:
+            raise ValueError(
+                f"need one kernel size per layer: {len(self.widths)} hidden widths need "
+                f"{len(self.widths) + 1} kernels, got {len(self.kernels)} ({self.kernels})"
+            )
+        if any(len(k) != 2 or min(k) < 1 for k in self.kernels):
+            raise ValueError(f"kernel sizes must be pairs (kh, kw) of positive integers, got {self.kernels}")
+        if int(self.steps) != self.steps or self.steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be positive and finite, got {self.learning_rate!r}")
+        if self.optimizer != "adam":
+            raise ValueError(f"optimizer must be 'adam', got {self.optimizer!r}")
+        if not (0 <= self.b1 < 1 and 0 <= self.b2 < 1 and self.eps >= 0):
+            raise ValueError(f"bad Adam parameters b1={self.b1}, b2={self.b2}, eps={self.eps}")
+        if not (np.isfinite(self.init_scale) and self.init_scale > 0):
+            raise ValueError(f"init_scale must be positive, got {self.init_scale!r}")
+        if self.param_dtype not in _DTYPES:
+            raise ValueError(f"param_dtype must be one of {_DTYPES}, got {self.param_dtype!r}")
+        if int(self.log_every) != self.log_every or self.log_every < 1:
+            raise ValueError(f"log_every must be a positive integer, got {self.log_every!r}")
+        object.__setattr__(self, "steps", int(self.steps))
+        object.__setattr__(self, "log_every", int(self.log_every))
+
+    @classmethod
+    def small(cls, **overrides) -> "RakiConfig":
+        """The small preset (hidden widths 32 and 8) for tests and quick runs."""
+        return cls(**{"widths": (32, 8), **overrides})
+
+    def kernel_shapes(self, ncoils: int, R: int) -> list[tuple[int, int, int, int]]:
+        """Kernel shapes ``(cout, cin, kh, kw)`` for ``ncoils`` coils at acceleration ``R``."""
+        chans = [ncoils, *self.widths, (R - 1) * ncoils]
+        return [(chans[i + 1], chans[i], *self.kernels[i]) for i in range(len(self.kernels))]
