@@ -16,17 +16,7 @@ from rakijax.gfactor.combine import combination_weights, gfactor_from_cov
 from rakijax.gfactor.grappa import grappa_cov, grappa_gfactor
 from rakijax.gfactor.reference import gfactor_from_variance, jacobian_cov, monte_carlo_variance
 from rakijax.sampling import make_sampling, undersample
-
-
-def smooth_maps(rng, nc, ny, nx, order=2):
-    yy, xx = np.meshgrid(np.arange(ny) / ny, np.arange(nx) / nx, indexing="ij")
-    m = np.zeros((nc, ny, nx), complex)
-    for c in range(nc):
-        for a in range(-order, order + 1):
-            for b in range(-order, order + 1):
-                amp = (rng.standard_normal() + 1j * rng.standard_normal()) / (1 + a * a + b * b)
-                m[c] += amp * np.exp(2j * np.pi * (a * yy + b * xx))
-    return m
+from test_grappa import smooth_maps
 
 
 def random_psi(rng, nc):
