@@ -1,0 +1,261 @@
+"""File loaders: every format ends as one :class:`KSpaceData` in the ``(coil, ky, kx)`` layout.
+
+Supported formats (chosen by the file extension) and their layouts:
+
+* **fastMRI multicoil HDF5** (``.h5``, ``.hdf5``): dataset ``kspace`` of shape
+  ``(slices, coils, kx, ky)`` complex64, i.e. readout (frequency encoding, the
+  oversampled ``height`` of 640 for brain data) *before* phase encoding (``width``).
+  Slice ``slice`` is taken and transposed to ``(coils, ky, kx)``. A 3-D dataset
+  ``(coils, kx, ky)`` is read as a single slice. ``ismrmrd_header`` and
+  ``reconstruction_rss`` are ignored. Default axes ``"scxy"`` (4-D) / ``"cxy"`` (3-D).
+* **BART** (``.cfl``/``.hdr`` or the bare base name): dimensions 0 (readout, kx),
+  1 (phase encoding, ky) and 3 (coils) become ``(coil, ky, kx)``; one further
+  non-singleton dimension (e.g. 13, slices) may be indexed with ``slice``. See
+  :mod:`rakijax.data.bart`.
+* **NumPy** (``.npy``; ``.npz`` with array ``key``): default axes ``"cyx"`` (3-D) or
+  ``"scyx"`` (4-D).
+* **MATLAB** (``.mat``): v5 through ``scipy.io.loadmat``, v7.3 (HDF5) through
+  ``h5py``; variable ``key``; complex v7.3 data are compound ``(real, imag)``.
+  ``axes`` refers to the MATLAB dimension order (``size(k)``) for both versions
+  (v7.3 arrays, stored column-major, are transposed back). Default ``"cyx"``.
+
+``axes`` is a string with one letter per array dimension: ``c`` coil, ``y`` phase
+encoding (``ky``, the undersampled axis), ``x`` readout (``kx``), ``s`` slice
+(indexed by ``slice``). ``c`` may be omitted for single-coil data.
+
+A noise scan may be read from ``noise_key`` (HDF5/npz/mat dataset, or a second BART
+file for ``.cfl``): any array with one axis of length ``Nc`` (the coil axis, the
+first such axis); the other axes are samples. Its sample covariance becomes
+``psi``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .bart import cfl_base, read_cfl
+from .container import KSpaceData, as_complex
+
+__all__ = ["load", "SUPPORTED_EXTENSIONS", "MissingKeyError", "apply_axes"]
+
+SUPPORTED_EXTENSIONS = (".h5", ".hdf5", ".cfl", ".hdr", ".npy", ".npz", ".mat")
+
+
+class MissingKeyError(KeyError, ValueError):
+    """A dataset/variable is not in the file (a ``KeyError`` and a ``ValueError``)."""
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+def _missing(key, path, available) -> MissingKeyError:
+    avail = ", ".join(repr(a) for a in sorted(available)) or "none"
+    return MissingKeyError(f"no dataset/variable {key!r} in {os.fspath(path)!r}; available: {avail}")
+
+
+def apply_axes(arr: np.ndarray, axes: str, *, slice: int = 0, what: str = "array") -> np.ndarray:
+    """Reorder ``arr`` described by ``axes`` to ``(coil, ky, kx)``.
+
+    Args:
+        arr: the array as stored.
+        axes: one letter per dimension of ``arr`` from ``c`` (coil), ``y`` (ky),
+            ``x`` (kx), ``s`` (slice); ``y`` and ``x`` required, ``c`` and ``s`` optional,
+            no letter twice.
+        slice: index along ``s``.
+        what: name of the array for messages.
+
+    Returns:
+        (Nc, Ny, Nx) array.
+
+    Raises:
+        ValueError: bad axes string, rank mismatch, slice out of range.
+    """
+    axes = str(axes).lower()
+    bad = set(axes) - set("cyxs")
+    if bad or len(set(axes)) != len(axes) or not {"y", "x"} <= set(axes):
+        raise ValueError(
+            f"axes must name each dimension once with letters c (coil), y (ky, phase encoding), x (kx, readout), "
+            f"s (slice), including y and x; got {axes!r}"
+        )
+    if arr.ndim != len(axes):
+        raise ValueError(
+            f"{what} has shape {arr.shape} (rank {arr.ndim}) but axes {axes!r} describe rank {len(axes)}"
+        )
+    if "s" in axes:
+        i = axes.index("s")
+        ns = arr.shape[i]
+        if not -ns <= slice < ns:
+            raise ValueError(f"slice index {slice} out of range: {what} has {ns} slices (shape {arr.shape}, axes {axes!r})")
+        arr = np.take(arr, slice, axis=i)
+        axes = axes.replace("s", "")
+    elif slice not in (0, -1):
+        raise ValueError(f"slice index {slice} out of range: {what} of shape {arr.shape} (axes {axes!r}) has a single slice")
+    if "c" not in axes:
+        arr = arr[None]
+        axes = "c" + axes
+    return np.transpose(arr, [axes.index(a) for a in "cyx"])
+
+
+def _noise_to_cs(noise: np.ndarray, nc: int, what: str) -> np.ndarray:
+    noise = as_complex(np.asarray(noise), what)
+    hits = [i for i, n in enumerate(noise.shape) if n == nc]
+    if not hits:
+        raise ValueError(f"noise scan {what} of shape {noise.shape} has no axis of length Nc={nc}")
+    return np.moveaxis(noise, hits[0], 0).reshape(nc, -1)
+
+
+# ---------------------------------------------------------------- readers
+def _read_hdf5(path, key):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if key not in f:
+            raise _missing(key, path, [k for k in f.keys() if isinstance(f[k], h5py.Dataset)])
+        return f[key][()]
+
+
+def _read_npz(path, key):
+    with np.load(path, allow_pickle=False) as f:
+        if key not in f.files:
+            raise _missing(key, path, f.files)
+        return f[key]
+
+
+def _read_mat(path, key):
+    """MATLAB variable ``key`` in MATLAB dimension order (v5 or v7.3)."""
+    import scipy.io
+
+    try:
+        vars_ = scipy.io.loadmat(path)
+    except NotImplementedError:  # v7.3 = HDF5
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if key not in f:
+                raise _missing(key, path, [k for k in f.keys() if not k.startswith("#")]) from None
+            a = f[key][()]
+        if a.dtype.names and {"real", "imag"} <= set(a.dtype.names):
+            a = a["real"] + 1j * a["imag"]
+        return np.transpose(a)  # HDF5 sees the column-major array with reversed dimensions
+    except ValueError as e:
+        raise ValueError(f"cannot read {os.fspath(path)!r} as a MATLAB file: {e}") from e
+    names = [k for k in vars_ if not k.startswith("__")]
+    if key not in names:
+        raise _missing(key, path, names)
+    return vars_[key]
+
+
+def _bart_kspace(arr: np.ndarray, slice: int, path) -> np.ndarray:
+    """BART dims (0 kx, 1 ky, 3 coil, one optional extra dim indexed by ``slice``) -> (c, y, x)."""
+    dims = list(arr.shape) + [1] * max(0, 4 - arr.ndim)
+    arr = arr.reshape(dims, order="A")
+    extra = [i for i, n in enumerate(dims) if i not in (0, 1, 3) and n > 1]
+    if len(extra) > 1:
+        raise ValueError(
+            f"BART file {os.fspath(path)!r} has dimensions {dims}: besides 0 (kx), 1 (ky) and 3 (coils) "
+            f"only one further non-singleton dimension can be indexed by `slice`, found {extra}"
+        )
+    axes = ["x", "y"] + ["-"] * (len(dims) - 2)
+    axes[3] = "c"
+    if extra:
+        axes[extra[0]] = "s"
+    keep = [i for i, a in enumerate(axes) if a != "-"]
+    arr = arr.reshape([dims[i] for i in keep])
+    return apply_axes(arr, "".join(axes[i] for i in keep), slice=slice, what=f"BART array {dims}")
+
+
+def load(path, *, slice: int = 0, key: str = "kspace", axes: str | None = None, noise_key: str | None = None) -> KSpaceData:
+    """Load fully sampled multi-coil k-space from a file as :class:`KSpaceData` ``(coil, ky, kx)``.
+
+    The format is chosen by the extension (see the module docstring for the layouts):
+    ``.h5``/``.hdf5`` (fastMRI), ``.cfl``/``.hdr`` (BART), ``.npy``/``.npz``, ``.mat``.
+
+    Args:
+        path: file name (a BART pair may be named without extension).
+        slice: slice index for multi-slice data.
+        key: dataset (HDF5), array (``.npz``) or variable (``.mat``) name.
+        axes: layout of the stored array, letters ``c y x s`` (see module docstring);
+            default per format.
+        noise_key: optional dataset/variable (or BART file) with a noise-only scan; its
+            sample covariance becomes ``psi``.
+
+    Returns:
+        :class:`KSpaceData` with ``meta`` = source, format, key, slice, axes.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: unknown extension, wrong rank/axes, slice out of range, NaN/Inf.
+        MissingKeyError: (a ``KeyError`` and ``ValueError``) ``key`` not in the file,
+            listing the available names.
+    """
+    p = os.fspath(path)
+    ext = os.path.splitext(p)[1].lower()
+    if ext not in SUPPORTED_EXTENSIONS and not os.path.exists(p) and os.path.exists(p + ".cfl"):
+        ext = ".cfl"  # BART base name
+    if ext not in (".cfl", ".hdr") and not os.path.exists(p):
+        raise FileNotFoundError(f"no such file: {p!r}")
+    if ext not in SUPPORTED_EXTENSIONS:
+        raise ValueError(
+            f"unknown file format {ext or '(no extension)'!r} for {p!r}; supported: "
+            f"fastMRI HDF5 (.h5, .hdf5), BART (.cfl/.hdr), NumPy (.npy, .npz), MATLAB (.mat)"
+        )
+    meta: dict[str, Any] = {"source": os.path.abspath(p), "slice": int(slice)}
+    noise = None
+    if ext in (".h5", ".hdf5"):
+        arr = _read_hdf5(p, key)
+        if axes is None:
+            if arr.ndim not in (3, 4):
+                raise ValueError(
+                    f"fastMRI k-space {key!r} in {p!r} must be (slices, coils, kx, ky) or (coils, kx, ky), got shape {arr.shape}"
+                )
+            axes = "scxy" if arr.ndim == 4 else "cxy"
+        fmt = "hdf5"
+        k = apply_axes(arr, axes, slice=slice, what=f"dataset {key!r} of {p!r}")
+        if noise_key is not None:
+            noise = _read_hdf5(p, noise_key)
+    elif ext in (".cfl", ".hdr"):
+        fmt = "bart"
+        arr = read_cfl(p)
+        if axes is None:
+            k = _bart_kspace(arr, slice, p)
+            axes = "bart"
+        else:
+            k = apply_axes(arr, axes, slice=slice, what=f"BART array {cfl_base(p)!r}")
+        if noise_key is not None:
+            nk = noise_key if os.path.isabs(noise_key) else os.path.join(os.path.dirname(p), noise_key)
+            noise = read_cfl(nk)
+    elif ext in (".npy", ".npz"):
+        fmt = ext[1:]
+        arr = np.load(p, allow_pickle=False) if ext == ".npy" else _read_npz(p, key)
+        if axes is None:
+            if arr.ndim not in (3, 4):
+                raise ValueError(f"k-space in {p!r} must be (coil, ky, kx) or (slice, coil, ky, kx), got shape {arr.shape}; pass axes=")
+            axes = "cyx" if arr.ndim == 3 else "scyx"
+        k = apply_axes(arr, axes, slice=slice, what=f"array in {p!r}")
+        if noise_key is not None:
+            if ext == ".npy":
+                raise ValueError("noise_key needs a file with several arrays (.npz, .h5, .mat), not .npy")
+            noise = _read_npz(p, noise_key)
+    else:  # .mat
+        fmt = "mat"
+        arr = np.asarray(_read_mat(p, key))
+        if axes is None:
+            if arr.ndim != 3:
+                raise ValueError(f"variable {key!r} in {p!r} has shape {arr.shape}; pass axes= (e.g. 'xyc') for MATLAB data")
+            axes = "cyx"
+        k = apply_axes(arr, axes, slice=slice, what=f"variable {key!r} of {p!r}")
+        if noise_key is not None:
+            noise = _read_mat(p, noise_key)
+    meta.update(format=fmt, key=key, axes=axes)
+    k = as_complex(np.ascontiguousarray(k), "k-space")
+    psi = None
+    if noise is not None:
+        from ..noise import estimate_psi
+
+        noise = _noise_to_cs(noise, k.shape[0], repr(noise_key))
+        psi = np.asarray(estimate_psi(noise))
+        meta["noise_key"] = noise_key
+    return KSpaceData(kspace=k, noise=noise, psi=psi, meta=meta)
