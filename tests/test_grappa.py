@@ -176,6 +176,13 @@ def test_dtype_follows_input_and_lamda_vmaps():
     Wv = jax.vmap(lambda l: grappa.calibrate(jnp.asarray(acs_block), 3, lamda=l)[0])(lams)
     for i, l in enumerate([1e-5, 1e-3, 1e-1]):
         np.testing.assert_allclose(Wv[i], grappa.calibrate(acs_block, 3, lamda=l)[0], atol=1e-10)
+    # lamda is traced, not static: new values do not recompile the solver
+    from rakijax.grappa.calibrate import _solve
+
+    n0 = _solve._cache_size()
+    for l in (2e-4, 3e-2):
+        grappa.calibrate(acs_block, 3, lamda=l)
+    assert _solve._cache_size() == n0
     # more regularisation shrinks the kernel
     norms = [float(jnp.linalg.norm(Wv[i])) for i in range(3)]
     assert norms[0] > norms[1] > norms[2]
