@@ -31,9 +31,19 @@ Geometry is in units of the half field of view along each axis (``x``, ``y`` in
 non-square, holds the whole head; a half field of view is taken as 120 mm for the
 coil model.
 
-Default sizes give, for 16 coils, a GRAPPA (2x5 kernel, 24 ACS lines) mean g in
-the brain of about 1.2-1.5 at R=3 and 1.5-2.5 at R=4, as for a real 16-32 channel
-head array (the values measured are in the project report).
+Calibration of the default array (16 loops of 75 mm radius, 40 mm outside the
+scalp, rings at z = +-48 mm): GRAPPA with a 2x5 kernel, 24 ACS lines and Tikhonov
+weight 1e-4 (relative to the mean eigenvalue of ``S^H S``), analytic g-factor
+(Breuer 2009) with ``p = x/RSS(x)``, 240x240 grid, default noise:
+
+    R          3      4      5      6
+    mean g     1.20   2.10   4.50   8.9    (brain, elliptical radius < 0.84)
+    mean g     1.16   1.98   4.12   8.0    (``support``, whole head)
+    NMSE       0.001  0.004  0.023  0.11   (RSS vs the noise-free RSS, in ``support``)
+
+which matches a real 16-32 channel head array (about 1.2-1.5 at R=3, 1.5-2.5 at
+R=4). RSS SNR in white matter (median) is about 46; single-coil SNR there about 19
+on average over coils and 38 for the best coil.
 """
 
 from __future__ import annotations
@@ -184,7 +194,10 @@ def brain_image(shape=(256, 256), *, seed: int = 0, with_phase: bool = True, ana
     k = np.arange(1, 7)
     warp = sum(rng.uniform(0.3, 1.2) / kk * np.sin(kk * th + rng.uniform(0, 2 * np.pi)) for kk in k)
     s = np.cos(nsulci * th + 3.0 * warp)
-    depth = 0.035 + 0.015 * np.cos(3 * th + rng.uniform(0, 2 * np.pi))
+    # sulcal depth varies from sulcus to sulcus (irregular beat of two incommensurate patterns)
+    depth = 0.03 + 0.012 * np.cos(3 * th + rng.uniform(0, 2 * np.pi)) + 0.012 * np.cos(
+        0.37 * nsulci * th + 2.0 * warp + rng.uniform(0, 2 * np.pi)
+    )
     r_brain = 0.845 + 0.01 * np.sin(2 * th + rng.uniform(0, 2 * np.pi))
     r_wm = r_brain - 0.075 - depth * s  # WM fingers under the gyral crowns (s ~ -1)
     brain = _step(r_brain - rho, wr)
@@ -317,7 +330,8 @@ def loop_coil_maps(shape, array: CoilArray = CoilArray(), *, support=None):
         shape: ``(Ny, Nx)``.
         array: coil geometry.
         support: optional (Ny, Nx) bool; maps are scaled so that the RSS of the maps has
-            median 1 in it (in the whole field of view if None).
+            median 1 in it (in the whole field of view if None), and outside it each map's
+            magnitude is clipped at its maximum over the support.
 
     Returns:
         (Nc, Ny, Nx) complex128 sensitivities.
@@ -348,8 +362,15 @@ def loop_coil_maps(shape, array: CoilArray = CoilArray(), *, support=None):
             by += (dz * rx - dx * rz) * inv3  # (dl x r)_y / |r|^3
         maps[c] = _resample(bx, gy, gx, shape) - 1j * _resample(by, gy, gx, shape)
     rss = np.sqrt(np.sum(np.abs(maps) ** 2, axis=0))
-    ref = np.median(rss[support] if support is not None and support.any() else rss)
-    return maps / ref
+    if support is None or not support.any():
+        return maps / np.median(rss)
+    maps = maps / np.median(rss[support])
+    # Outside the object the field grows towards the wires (some lie in the field-of-view
+    # corners); it multiplies a zero image there. Clip each map's magnitude at its maximum
+    # over the object so that displays stay readable (continuous; unchanged on the object).
+    cap = np.abs(maps[:, support]).max(axis=1)[:, None, None]
+    mag = np.abs(maps)
+    return np.where(mag > cap, maps * (cap / np.maximum(mag, 1e-300)), maps)
 
 
 def coil_noise_covariance(maps, support, *, rng, coupling: float = 0.35):
