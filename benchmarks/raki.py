@@ -70,7 +70,7 @@ def main(argv=None):
         "data": {"phantom": data.meta, "dtype": "complex64"},
         "config": {"widths": cfg.widths, "kernels": cfg.kernels, "steps": cfg.steps, "learning_rate": cfg.learning_rate},
         "env": {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()], "cpus": os.cpu_count(),
-                "machine": platform.machine(), "load_avg_start": os.getloadavg()},
+                "machine": platform.machine(), "load_avg_start": os.getloadavg(), "git": _git()},
         "cases": [],
     }
     for case in args.cases.split(","):
@@ -107,6 +107,18 @@ def main(argv=None):
         _write(out, args.out)
     out["env"]["load_avg_end"] = os.getloadavg()
     _write(out, args.out)
+
+
+def _git():
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain", "rakijax"], cwd=root, capture_output=True, text=True).stdout
+        return {"head": head.strip(), "dirty": dirty.split("\n")[:20]}
+    except OSError:
+        return None
 
 
 def _write(out, stem):

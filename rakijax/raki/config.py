@@ -28,11 +28,16 @@ class RakiConfig:
         widths: channels of the hidden layers (one entry per hidden layer).
         kernels: ``(kh, kw)`` of every layer, one more than ``widths`` (the last is
             the output layer); ``kh`` counts acquired lines (reduced-grid rows).
-        steps: full-batch Adam steps (>= 1; >= 500 recommended).
+        steps: full-batch Adam steps (>= 1; >= 500 recommended; default 500 keeps
+            the paper-size network at a few minutes on a 2-core CPU).
         learning_rate: Adam step size on the ACS scaled to ``max|acs| = 1``.
-            Adam's steps are invariant to the loss scale, so this value is
-            transferable between scans; 3e-3 gave the lowest phantom NMSE among
-            {5e-4, 1e-3, 3e-3, 1e-2} for 1000 steps (benchmarks/results/raki.md).
+            Adam's steps are invariant to the loss scale, so the value carries
+            over between scans. Measured on the 256x256 16-coil phantom at R=4,
+            24 ACS, slope 0.5, 500 steps (benchmarks/raki.py): paper-size net at
+            3e-3 reached NMSE 3.04e-3 (GRAPPA 2.93e-3); the small net reached
+            6.5e-3 at 1e-2 vs 1.2e-2 at 1e-3 (GRAPPA 6.0e-3 / 3.7e-3 on the
+            respective phantom versions). Lower rates under-fit in 500 steps;
+            use 1e-2 for the small preset.
         optimizer: only ``"adam"`` (optax.adam) is supported.
         b1, b2, eps: Adam moment decays and denominator offset.
         init_scale: multiplies the complex He initialisation
@@ -45,7 +50,7 @@ class RakiConfig:
 
     widths: tuple[int, ...] = (128, 64)
     kernels: tuple[tuple[int, int], ...] = ((2, 5), (1, 1), (1, 5))
-    steps: int = 1000
+    steps: int = 500
     learning_rate: float = 3e-3
     optimizer: str = "adam"
     b1: float = 0.9
@@ -87,8 +92,8 @@ class RakiConfig:
 
     @classmethod
     def small(cls, **overrides) -> "RakiConfig":
-        """The small preset (hidden widths 32 and 8) for tests and quick runs."""
-        return cls(**{"widths": (32, 8), **overrides})
+        """The small preset (hidden widths 32 and 8, learning rate 1e-2) for tests and quick runs."""
+        return cls(**{"widths": (32, 8), "learning_rate": 1e-2, **overrides})
 
     def kernel_shapes(self, ncoils: int, R: int) -> list[tuple[int, int, int, int]]:
         """Kernel shapes ``(cout, cin, kh, kw)`` for ``ncoils`` coils at acceleration ``R``."""

@@ -151,7 +151,10 @@ def train_kernels(acs_block, R: int, config: RakiConfig, slope, key):
     so slope and learning-rate sweeps reuse one compilation and slopes/keys can be
     batched with ``jax.vmap``, e.g.
     ``vmap(lambda a: train_kernels(acs, R, cfg, a, key))(slopes)``.
-    No validation: use :func:`train` at user boundaries.
+    No validation: use :func:`train` at user boundaries. Note: on XLA:CPU a
+    loop body ran 4-7x slower per step than the same step at top level for the
+    paper-size network, so :func:`train` (same numbers) is the faster choice for
+    single runs on CPU; batch with this function on accelerators or for small nets.
 
     Args:
         acs_block: (Nc, A, X) fully sampled ACS lines, complex.
