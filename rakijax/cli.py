@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "build_parser", "DEMO_PRESET"]
+__all__ = ["main", "build_parser", "DEMO_PRESET", "DEMO_SMALL"]
 
 log = logging.getLogger("rakijax")
 
@@ -37,6 +37,9 @@ DEMO_PRESET = {
     "mc_noise_scale": 1.0,
     "seed": 0,
 }
+
+#: ``rakijax demo --small``: a quick smoke-test preset.
+DEMO_SMALL = {"n": 64, "ncoils": 8, "raki_widths": (32, 8), "raki_steps": 200, "replicas": 50}
 
 _USER_ERRORS = (ValueError, KeyError, IndexError, FileNotFoundError, FileExistsError,
                 NotADirectoryError, IsADirectoryError, PermissionError, FloatingPointError, OSError)
@@ -206,7 +209,6 @@ def _arrays(res):
 
 def cmd_recon(args, argv) -> int:
     from . import pipeline, results
-    from .sampling import make_sampling
 
     t_start = time.perf_counter()
     raki_cfg = None
@@ -221,7 +223,7 @@ def cmd_recon(args, argv) -> int:
     results.check_run_dir(args.out, args.overwrite)  # refuse before any long work
     data = _load(args.input, slice=args.slice, key=args.key, axes=args.axes, noise_key=args.noise_key)
     k = data.kspace
-    make_sampling(k.shape[-2], cfg.R, cfg.acs, cfg.offset)  # bad R / ACS: refuse before any output
+    pipeline.check_feasible(k.shape, cfg)  # bad R / ACS / infeasible g-factor: refuse before any output
     log.info("[1/4] loaded %s (slice %d): k-space %s (coil, ky, kx), %s", args.input, args.slice,
              tuple(k.shape), k.dtype)
     log.info("[2/4] %s reconstruction, R=%d, %d ACS lines, g-factor: %s", args.method, args.R, args.acs, args.gfactor)
@@ -262,7 +264,7 @@ def cmd_demo(args, argv) -> int:
     t_start = time.perf_counter()
     P = dict(DEMO_PRESET)
     if args.small:
-        P.update(n=64, ncoils=8, raki_widths=(32, 8), raki_steps=200, replicas=50)
+        P.update(DEMO_SMALL)
     results.check_run_dir(args.out, args.overwrite)
     log.info("[1/6] built-in brain phantom %dx%d, %d coils", P["n"], P["n"], P["ncoils"])
     data = brain_phantom(n=P["n"], ncoils=P["ncoils"], seed=P["seed"])
@@ -347,26 +349,26 @@ def main(argv: list[str] | None = None) -> int:
     flags = [a for a in argv if a in ("-q", "--quiet", "--debug")]
     rest = [a for a in argv if a not in ("-q", "--quiet", "--debug")]
     if rest and rest[0] == "sweep":
-        _setup_logging(quiet="-q" in flags or "--quiet" in flags)
-        try:
-            from . import sweep
-        except ImportError as e:
-            sys.stderr.write(f"rakijax: error: the sweep command is not available ({e})\n")
+        quiet, debug = bool({"-q", "--quiet"} & set(flags)), "--debug" in flags
+        command = None
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
             return 2
-        rc = sweep.main(rest[1:])
-        return int(rc or 0)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
-    _setup_logging(args.quiet)
+        quiet, debug, command = args.quiet, args.debug, args.command
+    _setup_logging(quiet)
     try:
-        if args.command == "recon":
+        if command is None:
+            from . import sweep
+
+            return int(sweep.main(rest[1:]) or 0)
+        if command == "recon":
             return cmd_recon(args, full_argv)
         return cmd_demo(args, full_argv)
     except _USER_ERRORS as e:
-        if args.debug:
+        if debug:
             raise
         sys.stderr.write(f"rakijax: error: {_one_line(e)}\n")
         return 2
@@ -374,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("rakijax: interrupted\n")
         return 130
     except Exception as e:  # an internal failure: one line, not a JAX traceback
-        if args.debug:
+        if debug:
             raise
         sys.stderr.write(f"rakijax: internal error ({type(e).__name__}): {_one_line(e)} (rerun with --debug)\n")
         return 1

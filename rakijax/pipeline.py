@@ -59,6 +59,7 @@ __all__ = [
     "support_mask",
     "rss",
     "autodiff_bytes",
+    "check_feasible",
 ]
 
 log = logging.getLogger(__name__)
@@ -263,6 +264,46 @@ def autodiff_bytes(nc: int, ny: int, nx: int, R: int, itemsize: int = 8) -> int:
     return 2 * dense_jacobian_bytes((nc, Y, nx), (nc, ny, nx), itemsize)
 
 
+def check_feasible(shape, cfg: "ReconConfig", itemsize: int | None = None) -> Sampling:
+    """Cheap up-front checks of a reconstruction of k-space ``shape`` (Nc, Ny, Nx).
+
+    Validates the sampling (R, ACS), that ``R > 1`` has ACS lines, that an analytic
+    g-factor is defined (``Ny % R == 0``) and that an autodiff g-factor fits in
+    ``cfg.autodiff_max_gib``; called by :func:`reconstruct` before any heavy work.
+
+    Returns:
+        The :class:`~rakijax.sampling.Sampling`.
+
+    Raises:
+        ValueError: naming the problem and the sizes.
+    """
+    if len(shape) != 3:
+        raise ValueError(f"k-space must be (coil, ky, kx), got shape {tuple(shape)}")
+    nc, ny, nx = (int(n) for n in shape)
+    sampling = make_sampling(ny, cfg.R, cfg.acs, cfg.offset)
+    if cfg.R > 1 and cfg.acs == 0:
+        raise ValueError(f"R={cfg.R} needs ACS lines for calibration, got acs=0")
+    if cfg.gfactor == "analytic" and ny % cfg.R:
+        raise ValueError(
+            f"the analytic g-factor needs Ny divisible by R (Ny={ny}, R={cfg.R}); use --gfactor montecarlo"
+        )
+    if cfg.gfactor == "autodiff":
+        if itemsize is None:
+            itemsize = 8 if jax.config.jax_enable_x64 else 4
+        need = autodiff_bytes(nc, ny, nx, cfg.R, itemsize=itemsize)
+        if need > cfg.autodiff_max_gib * 2**30:
+            raise ValueError(_autodiff_refusal(nc, ny, nx, cfg, need))
+    return sampling
+
+
+def _autodiff_refusal(nc, ny, nx, cfg, need):
+    return (
+        f"--gfactor autodiff refused: the dense Jacobian of a {nc}-coil {ny}x{nx} reconstruction at "
+        f"R={cfg.R} needs about {need / 2**30:.1f} GiB (limit {cfg.autodiff_max_gib:g} GiB); it grows as "
+        f"(Nc*Ny*Nx)^2/R. Use --gfactor analytic (exact, banded) or montecarlo"
+    )
+
+
 def _block(x):
     return jax.block_until_ready(x)
 
@@ -434,13 +475,8 @@ def _gfactor(cfg, method, kernels, u, sampling, p_w, psi_w):
     fn = _recon_fn(cfg, kernels, sampling)
     if method == "autodiff":
         need = autodiff_bytes(nc, ny, nx, R, itemsize=jnp.real(u).dtype.itemsize)
-        limit = cfg.autodiff_max_gib * 2**30
-        if need > limit:
-            raise ValueError(
-                f"--gfactor autodiff refused: the dense Jacobian of a {nc}-coil {ny}x{nx} reconstruction at "
-                f"R={R} needs about {need / 2**30:.1f} GiB (limit {cfg.autodiff_max_gib:g} GiB); it grows as "
-                f"(Nc*Ny*Nx)^2/R. Use --gfactor analytic (exact, banded) or montecarlo"
-            )
+        if need > cfg.autodiff_max_gib * 2**30:
+            raise ValueError(_autodiff_refusal(nc, ny, nx, cfg, need))
         from .gfactor.reference import jacobian_cov
 
         cov = jacobian_cov(fn, u, psi=psi_w)
@@ -481,9 +517,7 @@ def reconstruct(data, cfg: ReconConfig) -> ReconResult:
         raise ValueError(f"cfg must be a ReconConfig, got {type(cfg).__name__}")
     k = _check_data(data)
     nc, ny, nx = k.shape
-    sampling = make_sampling(ny, cfg.R, cfg.acs, cfg.offset)
-    if cfg.R > 1 and cfg.acs == 0:
-        raise ValueError(f"R={cfg.R} needs ACS lines for calibration, got acs=0")
+    sampling = check_feasible(k.shape, cfg)
     timings: dict[str, float] = {}
     dtype = jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
 

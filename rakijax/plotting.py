@@ -102,7 +102,7 @@ def gfactor_comparison_figure(rows: Mapping[str, tuple], *, support=None,
     allg = np.concatenate([np.ravel(m) for pair in rows.values() for m in pair])
     allg = allg[np.isfinite(allg)]
     vmax = float(np.percentile(allg, 99.5)) if allg.size else 2.0
-    vmin = min(1.0, float(allg.min())) if allg.size else 0.0
+    vmin = min(1.0, float(np.percentile(allg, 0.5))) if allg.size else 0.0
     diffs = [b - a for a, b in rows.values()]
     dmax = max((float(np.nanpercentile(np.abs(d), 99.5)) for d in diffs if np.isfinite(d).any()), default=0.1) or 0.1
     fig = _figure(9.6, 3.0 * len(rows))

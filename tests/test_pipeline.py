@@ -99,6 +99,11 @@ def test_bad_data():
         pipeline.reconstruct(KSpaceData(kspace=k), pipeline.ReconConfig(R=9, acs=4, gfactor="none"))
     with pytest.raises(ValueError, match="ACS"):
         pipeline.reconstruct(KSpaceData(kspace=k), pipeline.ReconConfig(R=2, acs=0, gfactor="none"))
+    # refused up front, before any calibration
+    with pytest.raises(ValueError, match="divisible by R"):
+        pipeline.check_feasible((4, 30, 20), pipeline.ReconConfig(R=4, acs=12, gfactor="analytic"))
+    with pytest.raises(ValueError, match=r"needs about \d+\.\d GiB"):
+        pipeline.check_feasible((16, 256, 256), pipeline.ReconConfig(R=4, gfactor="autodiff"))
 
 
 def _scanner_basis_gfactor(data, res, slope):
