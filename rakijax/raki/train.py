@@ -22,7 +22,8 @@ ascent direction ``dL/du + i dL/dv = 2 dL/d(conj w)``). We conjugate it before
 optax, so ``g = dL/du + i dL/dv`` is exactly the gradient of the equivalent real
 problem in ``(u, v)``. optax's Adam then keeps the first moment
 ``m = b1 m + (1-b1) g`` (complex) and the second moment from ``|g|^2``
-(``optax.tree_utils`` uses ``abs_sq`` for complex leaves), so each complex weight
+(``optax.tree_utils.tree_update_moment_per_elem_norm`` applies ``abs_sq`` to
+complex leaves), so each complex weight
 gets one shared step size for its real and imaginary part (rotation-invariant),
 unlike Adam on a real ``(u, v)`` split, which would scale them separately.
 
