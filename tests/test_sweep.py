@@ -183,11 +183,12 @@ def test_vmap_over_slope_equals_per_slope_training():
     data = TINY.load()
     s = make_sampling(24, 2, 8)
     _, _, acs = undersample(jnp.asarray(data.kspace), s)
-    cfg = raki.RakiConfig.small(steps=40, widths=(8, 4))
+    cfg = raki.RakiConfig(widths=(8, 4), steps=40)  # the experiments' --small network (shared compiles)
     slopes = (0.0, 0.5)
     keys = jnp.stack([jax.random.PRNGKey(0)] * 2)
     kb, lb = sweep.batched_trainer(2, cfg)(acs, jnp.asarray(slopes), keys)
     assert sweep.batched_trainer(2, cfg) is sweep.batched_trainer(2, raki.RakiConfig(widths=(8, 4), steps=40))
+    assert sweep.batched_trainer(2, cfg) is not sweep.batched_trainer(3, cfg)
     for i, a in enumerate(slopes):
         tr = raki.train(acs, 2, cfg, a, key=jax.random.PRNGKey(0))
         # float64: batched and unbatched XLA kernels differ only in summation order (~1e-16
@@ -203,14 +204,15 @@ def test_raki_sweep_point_equals_pipeline(tmp_path):
     """A sweep point is pipeline.reconstruct with the same settings (independent second path)."""
     from rakijax import pipeline, raki
 
-    spec = SweepSpec(slopes=(0.0, 0.5), R=(2,), acs=(8,), seeds=(0,), inputs=(TINY,), raki=RAKI_TINY)
+    spec = SweepSpec(slopes=(0.0, 0.5), R=(2,), acs=(8,), seeds=(0,), inputs=(TINY,), raki=RAKI_TINY,
+                     preset="default")
     sweep.run(spec, tmp_path)
     rows = sweep.wide(sweep.collect(tmp_path, figures=False))
     assert len(rows) == 2
     for r in rows:
         res = pipeline.reconstruct(TINY.load(), pipeline.ReconConfig(
             method="raki", R=2, acs=8, slope=r["slope"], seed=0, gfactor="analytic",
-            raki=raki.RakiConfig.small(steps=40, widths=(8, 4))))
+            raki=raki.RakiConfig(steps=40, widths=(8, 4))))
         # the pipeline trains one network per call; vmap changes only summation order
         # (float64) -> agreement to ~1e-9 after 40 steps
         for m in ("nmse", "psnr", "ssim", "gfactor_mean", "gfactor_p95", "gfactor_max"):
