@@ -51,6 +51,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
 else
   RAKI="--cases 4:24,4:40,5:24 --slopes 0.1,0.5,1.0 --steps 500 --lr 3e-3"
   RAKI_LONG="--cases 4:24,4:40,5:24 --slopes 0.1,0.5,1.0 --steps 3000 --lr 1e-3"
+  # the learning-rate x steps grid behind the RakiConfig defaults: benchmarks/raki_grid.py
   SW="--R 4,5 --acs 24,40"
   SW6="--R 4,5,6 --acs 24,40"
   EXP=""

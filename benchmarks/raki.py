@@ -6,7 +6,7 @@ image inside the head support against the RSS of the fully sampled (noisy) input
 (the DESIGN.md reference) and against the noise-free RSS; training, inference and
 compile times. Writes benchmarks/results/raki.json and raki.md.
 
-    python benchmarks/raki.py --steps 500 --lr 3e-3 --cases 4:24,4:40,5:24
+    python benchmarks/raki.py --cases 4:24,4:40,5:24   # RakiConfig defaults: 2000 steps, lr 1e-3
 
 Compile times: the first training of a case includes compiling the init and the
 Adam step; ``compile_s`` is that first run's time minus the mean time of the later
@@ -51,7 +51,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--coils", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=raki.RakiConfig().steps)
     ap.add_argument("--lr", type=float, default=raki.RakiConfig().learning_rate)
     ap.add_argument("--widths", default="128,64")
     ap.add_argument("--cases", default="4:24,4:40,5:24", help="R:ACS,...")

@@ -21,7 +21,7 @@ import numpy as np
 # the CI-sized setting shared by every --small run (so that compiled functions are reused)
 SMALL = dict(n=24, ncoils=4, phantom_seed=3, R=2, acs=8, widths=(8, 4), steps=40)
 # the paper-sized setting
-FULL = dict(n=256, ncoils=16, phantom_seed=0, R=4, acs=24, widths=(128, 64), steps=1000)
+FULL = dict(n=256, ncoils=16, phantom_seed=0, R=4, acs=24, widths=(128, 64), steps=2000)
 
 
 def parser(name: str, doc: str | None) -> argparse.ArgumentParser:

@@ -71,6 +71,11 @@ class Sampling:
         """True when the reduced grid wraps exactly (``Ny % R == 0``)."""
         return self.ny % self.R == 0
 
+    def require_periodic(self, what: str, hint: str = "crop or zero-pad ky to a multiple of R") -> None:
+        """Raise ``ValueError`` naming ``what`` unless ``Ny % R == 0`` (:attr:`periodic`)."""
+        if not self.periodic:
+            raise ValueError(f"{what} needs Ny divisible by R (Ny={self.ny}, R={self.R}); {hint}")
+
     def mask(self, include_acs: bool = True) -> np.ndarray:
         """Boolean mask over ``ky`` of all sampled lines (regular, and ACS if asked)."""
         m = np.zeros(self.ny, dtype=bool)

@@ -32,6 +32,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from ..image_space.masks import split_activation
 from ..kspace_net import forward_hidden
 
 __all__ = ["Linearisation", "linearise", "MODES"]
@@ -127,25 +128,6 @@ def _linearise(kernels, u, slope, *, mode):
     zs = forward_hidden(list(kernels), u, slope)[:-1]
     grid = tuple(int(n) for n in u.shape[-2:])
     if mode == "frozen":
-        return Linearisation(mode=mode, grid=grid, mask=tuple(_mask(z, slope) for z in zs))
-    ab = [_alpha_beta(z, slope) for z in zs]
-    return Linearisation(mode=mode, grid=grid, alpha=tuple(a for a, _ in ab), beta=tuple(b for _, b in ab))
-
-
-def _slopes(z, slope):
-    re, im = jnp.real(z), jnp.imag(z)
-    slope = jnp.asarray(slope, re.dtype)
-    one = jnp.ones((), re.dtype)
-    return jnp.where(re >= 0, one, slope), jnp.where(im >= 0, one, slope)
-
-
-def _alpha_beta(z, slope):
-    s_r, s_i = _slopes(z, slope)
-    return 0.5 * (s_r + s_i), 0.5 * (s_r - s_i)
-
-
-def _mask(z, slope):
-    s_r, s_i = _slopes(z, slope)
-    s = jax.lax.complex(s_r * jnp.real(z), s_i * jnp.imag(z))
-    nz = z != 0
-    return jnp.where(nz, s / jnp.where(nz, z, jnp.ones((), z.dtype)), jnp.ones((), z.dtype))
+        return Linearisation(mode=mode, grid=grid, mask=tuple(split_activation(z, slope)[0] for z in zs))
+    parts = [split_activation(z, slope) for z in zs]
+    return Linearisation(mode=mode, grid=grid, alpha=tuple(p[1] for p in parts), beta=tuple(p[2] for p in parts))

@@ -135,11 +135,7 @@ def raki_gfactor(
     nc, Y, X = u.shape
     if Y != sampling.num_reduced:
         raise ValueError(f"u has {Y} rows but the sampling acquires {sampling.num_reduced} lines")
-    if sampling.ny % sampling.R:
-        raise ValueError(
-            f"exact g-factor maps need Ny divisible by R (Ny={sampling.ny}, R={sampling.R}); "
-            "crop or zero-pad ky to a multiple of R"
-        )
+    sampling.require_periodic("exact g-factor maps")
     shape = (sampling.ny, X)
     cdt = jnp.result_type(u.dtype, jnp.complex64)
     psi_a = jnp.eye(nc, dtype=cdt) if psi is None else jnp.asarray(psi, cdt)

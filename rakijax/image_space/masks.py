@@ -41,6 +41,7 @@ from ..sampling import Sampling
 
 __all__ = [
     "ActivationMasks",
+    "split_activation",
     "activation_masks",
     "masks_from_preactivations",
     "full_grid_masks",
@@ -72,8 +73,14 @@ class ActivationMasks:
         return len(self.mask)
 
 
-def _split(z, slope):
-    """``(m, alpha, beta)`` of one pre-activation (elementwise)."""
+def split_activation(z, slope):
+    """``(m, alpha, beta)`` of one pre-activation (elementwise).
+
+    ``CLReLU_a(z) = m z = alpha z + beta conj(z)``: ``m`` is the (frozen) activation
+    mask, ``(alpha, beta)`` the widely-linear derivative. The one definition shared by
+    the image-space operator and the g-factor linearisation
+    (:mod:`rakijax.gfactor.linearise`); under ``jit`` unused outputs cost nothing.
+    """
     re, im = jnp.real(z), jnp.imag(z)
     slope = jnp.asarray(slope, re.dtype)
     one = jnp.ones((), re.dtype)
@@ -91,7 +98,7 @@ def _split(z, slope):
 
 def masks_from_preactivations(zs: Sequence, slope) -> ActivationMasks:
     """Masks and widely-linear split of a list of hidden pre-activations ``[z_1..z_{L-1}]``."""
-    parts = [_split(z, slope) for z in zs]
+    parts = [split_activation(z, slope) for z in zs]
     return ActivationMasks(
         mask=[p[0] for p in parts], alpha=[p[1] for p in parts], beta=[p[2] for p in parts]
     )
@@ -155,10 +162,7 @@ def place_on_full_grid(x, sampling: Sampling, fill):
 
     Lines that are not acquired get ``fill``. Requires ``Ny % R == 0``.
     """
-    if not sampling.periodic:
-        raise ValueError(
-            f"the exact image-space form needs Ny divisible by R (Ny={sampling.ny}, R={sampling.R})"
-        )
+    sampling.require_periodic("the exact image-space form")
     if x.shape[-2] != sampling.num_reduced:
         raise ValueError(f"array has {x.shape[-2]} rows; the sampling has {sampling.num_reduced} acquired lines")
     shape = x.shape[:-2] + (sampling.ny, x.shape[-1])

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..fft import fft2c, ifft2c
+from ..fft import ifft2c
 from ..sampling import Sampling
 from ..kspace_net import forward_hidden
 from .masks import ActivationMasks, _check_input, full_grid_masks, masks_from_preactivations, place_on_full_grid
@@ -189,11 +189,7 @@ class ImageSpaceRaki:
         """
         kernels = list(kernels)
         R, ny = sampling.R, sampling.ny
-        if not sampling.periodic:
-            raise ValueError(
-                f"the exact image-space form needs Ny divisible by R (Ny={ny}, R={R}); "
-                "crop or pad the phase-encoding axis"
-            )
+        sampling.require_periodic("the exact image-space form")
         _check_kernels(kernels, R)
         if masks.num_hidden != len(kernels) - 1:
             raise ValueError(f"{masks.num_hidden} hidden-layer masks for {len(kernels)} kernels (need {len(kernels) - 1})")
@@ -222,11 +218,7 @@ class ImageSpaceRaki:
         u = jnp.asarray(u)
         _check_input(kernels, u, sampling)
         R, ny = sampling.R, sampling.ny
-        if not sampling.periodic:
-            raise ValueError(
-                f"the exact image-space form needs Ny divisible by R (Ny={ny}, R={R}); "
-                "crop or pad the phase-encoding axis"
-            )
+        sampling.require_periodic("the exact image-space form")
         _check_kernels(kernels, R)
         if dtype is None:
             dtype = _default_dtype(u.dtype, *[k.dtype for k in kernels])

@@ -22,22 +22,31 @@ class RakiConfig:
     The defaults are the architecture of the reference code of Akcakaya 2019 /
     Dawood 2024 (2x5, 1x1, 1x5 kernels; 128 and 64 hidden channels). The
     learning rate and step count were chosen on the built-in 256x256 16-coil
-    phantom (``benchmarks/raki.py``): see :attr:`learning_rate`.
+    phantom (``benchmarks/raki_grid.py``): see ``steps`` and ``learning_rate``.
 
     Attributes:
         widths: channels of the hidden layers (one entry per hidden layer).
         kernels: ``(kh, kw)`` of every layer, one more than ``widths`` (the last is
             the output layer); ``kh`` counts acquired lines (reduced-grid rows).
-        steps: full-batch Adam steps (>= 1; >= 500 recommended; default 500 keeps
-            the paper-size network at a few minutes on a 2-core CPU).
+        steps: full-batch Adam steps (>= 1). Default 2000: RAKI keeps improving
+            with training long after the ACS loss looks flat, and 500 steps
+            under-fit (the reason RAKI lost to GRAPPA in early runs). Cost of the
+            paper-size net on the 256x256 16-coil phantom: ~0.8 ms/step on an H100
+            (2000 steps ~1.6 s + ~3 s compile), ~0.18 s/step on a 2-core CPU
+            (~6 min); pass fewer steps for quick looks.
         learning_rate: Adam step size on the ACS scaled to ``max|acs| = 1``.
             Adam's steps are invariant to the loss scale, so the value carries
-            over between scans. Measured on the 256x256 16-coil phantom at R=4,
-            24 ACS, slope 0.5, 500 steps (benchmarks/raki.py): paper-size net at
-            3e-3 reached NMSE 3.04e-3 (GRAPPA 2.93e-3); the small net reached
-            6.5e-3 at 1e-2 vs 1.2e-2 at 1e-3 (GRAPPA 6.0e-3 / 3.7e-3 on the
-            respective phantom versions). Lower rates under-fit in 500 steps;
-            use 1e-2 for the small preset.
+            over between scans. Chosen from the grid lr {1e-3, 3e-3} x steps
+            {500 ... 4000} x slopes {0.1, 0.5, 1} at R=4 (24, 40 ACS) and R=5
+            (24 ACS), paper-size net, on an H100
+            (``benchmarks/results/h100/grid/grid.md``): at 1e-3 the NMSE falls
+            monotonically with the steps, and from 2000 steps every slope < 1 beats
+            GRAPPA in all three cases (R=4/24: 3.39e-3 and 3.27e-3 at slopes 0.1
+            and 0.5 vs GRAPPA 3.70e-3; R=4/40: 2.48e-3, 2.96e-3 vs 3.61e-3; R=5/24:
+            8.0e-3, 9.3e-3 vs 2.22e-2). 3e-3 gets there in fewer steps but Adam
+            occasionally jumps late in training (slope 0.1 at R=4/24: 3.64e-3 at
+            1000 steps, 4.27e-3 at 2000, 3.03e-3 at 4000). The small preset uses
+            1e-2 (its 300-500 step runs under-fit at lower rates).
         optimizer: only ``"adam"`` (optax.adam) is supported.
         b1, b2, eps: Adam moment decays and denominator offset.
         init_scale: multiplies the complex He initialisation
@@ -50,8 +59,8 @@ class RakiConfig:
 
     widths: tuple[int, ...] = (128, 64)
     kernels: tuple[tuple[int, int], ...] = ((2, 5), (1, 1), (1, 5))
-    steps: int = 500
-    learning_rate: float = 3e-3
+    steps: int = 2000
+    learning_rate: float = 1e-3
     optimizer: str = "adam"
     b1: float = 0.9
     b2: float = 0.999
@@ -92,8 +101,8 @@ class RakiConfig:
 
     @classmethod
     def small(cls, **overrides) -> "RakiConfig":
-        """The small preset (hidden widths 32 and 8, learning rate 1e-2) for tests and quick runs."""
-        return cls(**{"widths": (32, 8), "learning_rate": 1e-2, **overrides})
+        """The small preset (hidden widths 32 and 8, learning rate 1e-2, 500 steps) for tests and quick runs."""
+        return cls(**{"widths": (32, 8), "learning_rate": 1e-2, "steps": 500, **overrides})
 
     def kernel_shapes(self, ncoils: int, R: int) -> list[tuple[int, int, int, int]]:
         """Kernel shapes ``(cout, cin, kh, kw)`` for ``ncoils`` coils at acceleration ``R``."""
