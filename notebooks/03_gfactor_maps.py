@@ -33,7 +33,7 @@ print("JAX devices:", jax.devices())
 # %%
 data = brain_phantom(48, 6, seed=0)
 cfg = pipeline.ReconConfig(method="raki", R=3, acs=12, slope=0.25, gfactor="analytic",
-                           raki=RakiConfig(widths=(16, 8), steps=200), replicas=100, mc_chunk=50)
+                           raki=RakiConfig.small(widths=(16, 8), steps=200), replicas=100, mc_chunk=50)
 res = pipeline.reconstruct(data, cfg)
 g_true = res.gfactor
 g_frozen, _ = pipeline.gfactor_map(res, "analytic", linearisation="frozen")
