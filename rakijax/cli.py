@@ -24,7 +24,7 @@ __all__ = ["main", "build_parser", "DEMO_PRESET", "DEMO_SMALL"]
 log = logging.getLogger("rakijax")
 
 #: The demo's problem size (chosen so that the whole demo, both methods, analytic and
-#: Monte Carlo g-factor maps for both, runs in ~4-5 minutes on a 2-core CPU).
+#: Monte Carlo g-factor maps for both, runs in ~3 minutes on an idle 2-core CPU).
 DEMO_PRESET = {
     "n": 160,
     "ncoils": 16,
