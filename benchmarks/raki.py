@@ -87,7 +87,11 @@ def main(argv=None):
         entry["grappa_kernels"] = {}
         for ker in args.grappa_kernels.split(",") if args.grappa_kernels else []:
             kh, kw = (int(v) for v in ker.split("x"))
-            Wk = grappa.calibrate(acs_block, R, kernel=(kh, kw))
+            try:
+                Wk = grappa.calibrate(acs_block, R, kernel=(kh, kw))
+            except ValueError as e:  # e.g. too few ACS lines for a tall kernel
+                print(f"R={R} acs={acs} GRAPPA {ker}: skipped ({e})", flush=True)
+                continue
             entry["grappa_kernels"][ker] = scores(ref, ref_clean, np.asarray(grappa.apply(Wk, red, s)), mask)
             print(f"R={R} acs={acs} GRAPPA {ker}: NMSE {entry['grappa_kernels'][ker]['nmse']:.3e}", flush=True)
         train_times = []
