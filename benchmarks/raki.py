@@ -56,7 +56,8 @@ def main(argv=None):
     ap.add_argument("--widths", default="128,64")
     ap.add_argument("--cases", default="4:24,4:40,5:24", help="R:ACS,...")
     ap.add_argument("--slopes", default="0.1,0.5,1.0")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="phantom seed (and RAKI init seed unless --init-seeds)")
+    ap.add_argument("--init-seeds", default=None, help="comma-separated RAKI initialisation seeds (default: --seed)")
     ap.add_argument("--grappa-kernels", default="2x9,4x5", help="extra GRAPPA kernels KHxKW,... ('' for none)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "raki"))
     args = ap.parse_args(argv)
@@ -67,6 +68,7 @@ def main(argv=None):
     cfg = raki.RakiConfig(widths=tuple(int(w) for w in args.widths.split(",")), steps=args.steps,
                           learning_rate=args.lr, log_every=max(1, args.steps // 10))
     slopes = [float(a) for a in args.slopes.split(",") if a]  # "" = GRAPPA only
+    init_seeds = [int(v) for v in args.init_seeds.split(",")] if args.init_seeds else [args.seed]
     out = {
         "data": {"phantom": data.meta, "dtype": "complex64"},
         "config": {"widths": cfg.widths, "kernels": cfg.kernels, "steps": cfg.steps, "learning_rate": cfg.learning_rate},
@@ -95,9 +97,10 @@ def main(argv=None):
             entry["grappa_kernels"][ker] = scores(ref, ref_clean, np.asarray(grappa.apply(Wk, red, s)), mask)
             print(f"R={R} acs={acs} GRAPPA {ker}: NMSE {entry['grappa_kernels'][ker]['nmse']:.3e}", flush=True)
         train_times = []
-        for i, a in enumerate(slopes):
+        runs = [(a, seed) for seed in init_seeds for a in slopes]
+        for i, (a, seed) in enumerate(runs):
             t = time.perf_counter()
-            res = raki.train(acs_block, R, cfg, a, key=jax.random.key(args.seed))
+            res = raki.train(acs_block, R, cfg, a, key=jax.random.key(seed))
             t_train = time.perf_counter() - t
             t = time.perf_counter()
             kr = np.asarray(raki.apply(res.kernels, red, s, a))
@@ -106,11 +109,11 @@ def main(argv=None):
             kr = np.asarray(raki.apply(res.kernels, red, s, a))
             t_apply = time.perf_counter() - t
             train_times.append(t_train)
-            r = {"slope": a, **scores(ref, ref_clean, kr, mask), "train_s": t_train, "apply_s": t_apply,
+            r = {"slope": a, "init_seed": seed, **scores(ref, ref_clean, kr, mask), "train_s": t_train, "apply_s": t_apply,
                  "apply_first_s": t_first, "loss_first": float(res.losses[0]), "loss_last": float(res.losses[-1]),
                  "loss_min": float(np.min(res.losses))}
             entry["raki"].append(r)
-            print(f"R={R} acs={acs} a={a}: NMSE {r['nmse']:.3e} (GRAPPA {entry['grappa']['nmse']:.3e}) "
+            print(f"R={R} acs={acs} a={a} init seed {seed}: NMSE {r['nmse']:.3e} (GRAPPA {entry['grappa']['nmse']:.3e}) "
                   f"train {t_train:.1f}s loss {r['loss_first']:.2e}->{r['loss_last']:.2e}", flush=True)
         if len(train_times) > 1:
             entry["compile_train_s"] = train_times[0] - float(np.mean(train_times[1:]))
@@ -148,7 +151,8 @@ def _write(out, stem):
             lines.append(f"| {c['R']} | {c['acs']} | GRAPPA {ker} | - | {g2['nmse']:.3e} | {g2['psnr']:.2f} | "
                          f"{g2['ssim']:.4f} | {g2['nmse_vs_clean']:.3e} | - | - |")
         for r in c["raki"]:
-            lines.append(f"| {c['R']} | {c['acs']} | RAKI | {r['slope']} | {r['nmse']:.3e} | {r['psnr']:.2f} | "
+            seed = f" (seed {r['init_seed']})" if r.get("init_seed", 0) else ""
+            lines.append(f"| {c['R']} | {c['acs']} | RAKI{seed} | {r['slope']} | {r['nmse']:.3e} | {r['psnr']:.2f} | "
                          f"{r['ssim']:.4f} | {r['nmse_vs_clean']:.3e} | {r['train_s']:.1f} | {r['apply_s']:.3f} |")
         if "compile_train_s" in c:
             lines.append(f"\nR={c['R']} ACS={c['acs']}: train compile ~{c['compile_train_s']:.1f} s, "
