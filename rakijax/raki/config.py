@@ -39,9 +39,9 @@ class RakiConfig:
             over between scans. Chosen from the grid lr {1e-3, 3e-3} x steps
             {500 ... 4000} x slopes {0.1, 0.5, 1} at R=4 (24, 40 ACS) and R=5
             (24 ACS), paper-size net, on an H100
-            (``benchmarks/results/h100/grid/grid.md``): at 1e-3 the NMSE falls
-            monotonically with the steps, and from 2000 steps every slope < 1 beats
-            GRAPPA in all three cases (R=4/24: 3.39e-3 and 3.27e-3 at slopes 0.1
+            (``benchmarks/results/h100/grid/grid.md``): at 1e-3 the NMSE of every
+            slope < 1 falls monotonically with the steps, and from 2000 steps every
+            slope < 1 beats GRAPPA in all three cases (R=4/24: 3.39e-3 and 3.27e-3 at slopes 0.1
             and 0.5 vs GRAPPA 3.70e-3; R=4/40: 2.48e-3, 2.96e-3 vs 3.61e-3; R=5/24:
             8.0e-3, 9.3e-3 vs 2.22e-2). 3e-3 gets there in fewer steps but Adam
             occasionally jumps late in training (slope 0.1 at R=4/24: 3.64e-3 at
