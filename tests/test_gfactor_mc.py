@@ -10,11 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from rakijax.fft import ifft2c
-from rakijax.gfactor.combine import combination_weights, combined_variance
+from rakijax.gfactor.combine import combined_variance
 from rakijax.gfactor.maps import raki_gfactor
 from rakijax.gfactor.reference import monte_carlo_variance
-from rakijax.kspace_net import apply_network, assemble, clrelu, conv, forward_hidden
+from rakijax.kspace_net import apply_network
 from rakijax.sampling import make_sampling
+
+from _refs import frozen_recon
 
 NC = 6
 M = 600
@@ -49,16 +51,7 @@ def _check(var_mc, var_an, mask=None):
 def test_frozen_operator_monte_carlo():
     s, ks, u, psi = _setup(0)
     slope = 0.3
-    zs = forward_hidden(ks, u, slope)[:-1]
-    ms = [jnp.where(z != 0, clrelu(z, slope) / jnp.where(z != 0, z, 1), 1) for z in zs]
-
-    def frozen(v):  # the paper's frozen-mask linear operator
-        h = v
-        for l, w in enumerate(ks):
-            h = conv(h, w)
-            if l < len(ks) - 1:
-                h = ms[l] * h
-        return ifft2c(assemble(v, h, s))
+    frozen = frozen_recon(ks, u, slope, s)  # the paper's frozen-mask linear operator
 
     res = raki_gfactor(ks, u, slope, s, psi, linearisation="frozen", return_cov=True)
     var_an = combined_variance(res.cov, res.p)

@@ -18,8 +18,10 @@ from rakijax.gfactor.linearise import linearise
 from rakijax.gfactor.maps import coil_covariance_maps, raki_gfactor
 from rakijax.gfactor.reference import jacobian_cov
 from rakijax.image_space.weights import linear_unmixing
-from rakijax.kspace_net import apply_network, assemble, clrelu, conv, forward_hidden
+from rakijax.kspace_net import apply_network
 from rakijax.sampling import make_sampling
+
+from _refs import frozen_recon
 
 NC = 6
 # exactness: both sides are float64 sums of O(1e3) terms -> ~1e-15; 1e-10 leaves margin
@@ -45,22 +47,6 @@ def _net(rng, arch, R, nc=NC):
 def _psi(rng, nc=NC):
     a = _c(rng, nc, nc)
     return jnp.asarray(a @ a.conj().T / nc + np.eye(nc))
-
-
-def _frozen_recon(kernels, u, slope, s):
-    """The frozen-mask linear operator, written independently of rakijax.gfactor."""
-    zs = forward_hidden(kernels, u, slope)[:-1]
-    ms = [jnp.where(z != 0, clrelu(z, slope) / jnp.where(z != 0, z, 1), 1) for z in zs]
-
-    def f(v):
-        h = v
-        for l, w in enumerate(kernels):
-            h = conv(h, w)
-            if l < len(kernels) - 1:
-                h = ms[l] * h
-        return ifft2c(assemble(v, h, s))
-
-    return f
 
 
 def _setup(ny, nx, R, arch, seed=0):
@@ -92,7 +78,7 @@ def test_analytic_cov_equals_dense_jacfwd(ny, nx, R, arch, mode, method, use_psi
     lin = linearise(ks, u, slope, mode=mode)
     b = noise_bands(ks, lin, s, psi, chunk=2, method=method)
     cov = coil_covariance_maps(b)
-    f = (lambda v: ifft2c(apply_network(ks, v, s, slope))) if mode == "true" else _frozen_recon(ks, u, slope, s)
+    f = (lambda v: ifft2c(apply_network(ks, v, s, slope))) if mode == "true" else frozen_recon(ks, u, slope, s)
     ref = jax.jit(lambda v: jacobian_cov(f, v, psi))(u)
     err = float(jnp.linalg.norm(cov - ref) / jnp.linalg.norm(ref))
     assert err < TOL, err
