@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .data.container import check_finite, validate_psi
+from .validate import check_finite, validate_psi
 
 __all__ = [
     "estimate_psi",

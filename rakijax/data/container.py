@@ -15,42 +15,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KSpaceData", "check_finite", "as_complex", "validate_psi"]
+from ..validate import as_complex, check_finite, validate_psi
 
-
-def as_complex(x: np.ndarray, name: str = "array") -> np.ndarray:
-    """``x`` as a complex numpy array (real input is promoted, complex dtype kept).
-
-    Raises:
-        ValueError: non-numeric dtype.
-    """
-    x = np.asarray(x)
-    if np.iscomplexobj(x):
-        return x
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be numeric, got dtype {x.dtype}")
-    return x.astype(np.complex64 if x.dtype in (np.float16, np.float32) else np.complex128)
-
-
-def check_finite(x: np.ndarray, name: str = "k-space") -> None:
-    """Raise ``ValueError`` naming how many entries of ``x`` are NaN/Inf and where.
-
-    Args:
-        x: any numeric array.
-        name: what ``x`` is, for the message.
-
-    Raises:
-        ValueError: ``x`` holds NaN or Inf values.
-    """
-    bad = ~np.isfinite(x)
-    if bad.any():
-        idx = np.argwhere(bad)
-        n = len(idx)
-        first = ", ".join(str(tuple(int(i) for i in row)) for row in idx[:5])
-        more = f" (and {n - 5} more)" if n > 5 else ""
-        raise ValueError(
-            f"{name} of shape {x.shape} contains {n} non-finite value(s) (NaN/Inf) at index {first}{more}"
-        )
+__all__ = ["KSpaceData"]
 
 
 @dataclass(frozen=True)
@@ -153,35 +120,3 @@ class KSpaceData:
             if v is not None:
                 parts.append(f"{name}={tuple(v.shape)}")
         return f"KSpaceData({', '.join(parts)}, meta={sorted(self.meta)})"
-
-
-def validate_psi(psi, nc: int | None = None, *, rtol: float = 1e-6) -> np.ndarray:
-    """Check a noise covariance: square (Nc, Nc), finite, Hermitian, PSD (within ``rtol``).
-
-    Args:
-        psi: candidate covariance.
-        nc: expected number of coils (checked when given).
-        rtol: tolerance relative to the largest eigenvalue / entry for symmetry and
-            negative eigenvalues (round-off of an estimated covariance).
-
-    Returns:
-        ``psi`` as a complex numpy array.
-
-    Raises:
-        ValueError: not square, wrong size, NaN/Inf, not Hermitian, negative eigenvalue.
-    """
-    p = as_complex(psi, "psi")
-    if p.ndim != 2 or p.shape[0] != p.shape[1]:
-        raise ValueError(f"noise covariance psi must be a square (Nc, Nc) matrix, got shape {p.shape}")
-    if nc is not None and p.shape[0] != nc:
-        raise ValueError(f"noise covariance psi has shape {p.shape} but the data have Nc={nc} coils")
-    check_finite(p, "psi")
-    scale = max(np.abs(p).max(), np.finfo(float).tiny)
-    asym = np.abs(p - p.conj().T).max()
-    tol = max(rtol, 10 * np.finfo(p.real.dtype).eps)
-    if asym > tol * scale:
-        raise ValueError(f"noise covariance psi is not Hermitian: max |psi - psi^H| = {asym:.3g} (scale {scale:.3g})")
-    ev = np.linalg.eigvalsh(0.5 * (p + p.conj().T))
-    if ev[0] < -tol * max(ev[-1], 0):
-        raise ValueError(f"noise covariance psi is not positive semi-definite: smallest eigenvalue {ev[0]:.3g}")
-    return p

@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from .bart import cfl_base, read_cfl
-from .container import KSpaceData, as_complex
+from ..validate import as_complex
+from .container import KSpaceData
 
 __all__ = ["load", "SUPPORTED_EXTENSIONS", "MissingKeyError", "apply_axes"]
 
