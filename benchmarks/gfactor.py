@@ -90,7 +90,7 @@ def main(argv=None):
 
             cfg = RakiConfig(widths=widths, steps=args.steps)
             t0 = time.perf_counter()
-            ks = [jnp.asarray(w, jnp.complex64) for w in train(acs, args.R, cfg, args.slope, key=jax.random.PRNGKey(0)).kernels]
+            ks = [jnp.asarray(w, jnp.complex64) for w in train(acs, s, cfg, args.slope, key=jax.random.PRNGKey(0)).kernels]
             train_s = time.perf_counter() - t0
         else:
             ks, train_s = random_kernels(jax.random.PRNGKey(1), args.coils, widths, args.R), None

@@ -100,7 +100,7 @@ def main(argv=None):
         runs = [(a, seed) for seed in init_seeds for a in slopes]
         for i, (a, seed) in enumerate(runs):
             t = time.perf_counter()
-            res = raki.train(acs_block, R, cfg, a, key=jax.random.key(seed))
+            res = raki.train(acs_block, s, cfg, a, key=jax.random.key(seed))
             t_train = time.perf_counter() - t
             t = time.perf_counter()
             kr = np.asarray(raki.apply(res.kernels, red, s, a))

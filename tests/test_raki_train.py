@@ -55,13 +55,13 @@ def data():
 @pytest.fixture(scope="module")
 def trained(data):
     k, s, red, acs = data
-    return train(acs, R, CFG, 0.5, key=KEY)
+    return train(acs, s, CFG, 0.5, key=KEY)
 
 
 @pytest.fixture(scope="module")
 def trained_linear(data):
     k, s, red, acs = data
-    return train(acs, R, CFG, 1.0, key=KEY)
+    return train(acs, s, CFG, 1.0, key=KEY)
 
 
 def test_training_reduces_loss(trained):
@@ -75,19 +75,19 @@ def test_training_reduces_loss(trained):
 def test_train_equals_pure_train_kernels(data, trained):
     # same init, scaling, loss and updates; the compiled programs differ (loop vs step),
     # so allow float64 rounding accumulated over 300 steps
-    kernels, losses = train_kernels(data[3], R, CFG, 0.5, KEY)
+    kernels, losses = train_kernels(data[3], data[1], CFG, 0.5, KEY)
     np.testing.assert_allclose(np.asarray(losses), trained.losses, rtol=1e-8)
     for a, b in zip(kernels, trained.kernels):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-8 * float(jnp.max(jnp.abs(b))))
 
 
 def test_vmap_over_slopes_equals_separate_runs(data):
-    acs = data[3]
+    s, acs = data[1], data[3]
     cfg = CFG  # shares the compilation of test_train_equals_pure_train_kernels
     slopes = jnp.array([0.2, 0.7])
-    kv, lv = jax.vmap(lambda a: train_kernels(acs, R, cfg, a, KEY))(slopes)
+    kv, lv = jax.vmap(lambda a: train_kernels(acs, s, cfg, a, KEY))(slopes)
     for i, a in enumerate([0.2, 0.7]):
-        k1, l1 = train_kernels(acs, R, cfg, a, KEY)
+        k1, l1 = train_kernels(acs, s, cfg, a, KEY)
         # batched and unbatched convolutions may sum in another order: float64 rounding
         np.testing.assert_allclose(np.asarray(lv[i]), np.asarray(l1), rtol=1e-10)
         for w, w1 in zip(kv, k1):
@@ -147,11 +147,11 @@ def test_gradient_convention_and_step(data):
 def test_no_recompilation_for_new_slopes(data, trained):
     k, s, red, acs = data
     n_step = T._step_jit._cache_size()
-    train(acs, R, CFG.__class__(**{**CFG.__dict__, "learning_rate": 1e-3}), 0.25, key=jax.random.key(5))
+    train(acs, s, CFG.__class__(**{**CFG.__dict__, "learning_rate": 1e-3}), 0.25, key=jax.random.key(5))
     assert T._step_jit._cache_size() == n_step  # new slope, lr and key: same executable
     n_tk = T._train_kernels_jit._cache_size()
-    train_kernels(acs, R, CFG, 0.9, KEY)
-    train_kernels(acs, R, CFG, 0.1, jax.random.key(2))
+    train_kernels(acs, s, CFG, 0.9, KEY)
+    train_kernels(acs, s, CFG, 0.1, jax.random.key(2))
     assert T._train_kernels_jit._cache_size() <= n_tk + 1  # at most the first compilation
     apply(trained.kernels, red, s, 0.5)
     n_apply = I._apply_jit._cache_size()
@@ -183,18 +183,22 @@ def test_bad_input(data):
     k, s, red, acs = data
     huge = CFG.__class__(**{**CFG.__dict__, "learning_rate": 1e150})
     with pytest.raises(FloatingPointError, match=r"step \d+ .*learning_rate=1e\+150"):
-        train(acs, R, huge, 0.5, key=KEY)
+        train(acs, s, huge, 0.5, key=KEY)
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="slope"):
-            train(acs, R, CFG, bad, key=KEY)
+            train(acs, s, CFG, bad, key=KEY)
     with pytest.raises(ValueError, match=r"too few ACS lines: 2 given.*needs >= 3"):
-        train(acs[:, :2], R, CFG, 0.5, key=KEY)
+        train(acs[:, :2], s, CFG, 0.5, key=KEY)
     bad_acs = np.array(acs)
     bad_acs[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        train(bad_acs, R, CFG, 0.5, key=KEY)
+        train(bad_acs, s, CFG, 0.5, key=KEY)
     with pytest.raises(ValueError, match="R >= 2"):
-        train(acs, 1, CFG, 0.5, key=KEY)
+        train(acs, make_sampling(NY, 1, ACS), CFG, 0.5, key=KEY)
+    with pytest.raises(ValueError, match="Sampling"):
+        train(acs, R, CFG, 0.5, key=KEY)  # an int R is no longer accepted
+    with pytest.raises(ValueError, match="acs=20"):
+        train(acs[:, :18], s, CFG, 0.5, key=KEY)  # the ACS block must match the sampling
     with pytest.raises(ValueError, match="slope"):
         apply([jnp.zeros((NC, NC, 2, 5))], red, s, 2.0)
     with pytest.raises(ValueError, match="outputs"):

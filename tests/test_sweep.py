@@ -190,7 +190,7 @@ def test_vmap_over_slope_equals_per_slope_training():
     assert sweep.batched_trainer(2, cfg) is sweep.batched_trainer(2, raki.RakiConfig(widths=(8, 4), steps=40))
     assert sweep.batched_trainer(2, cfg) is not sweep.batched_trainer(3, cfg)
     for i, a in enumerate(slopes):
-        tr = raki.train(acs, 2, cfg, a, key=jax.random.PRNGKey(0))
+        tr = raki.train(acs, s, cfg, a, key=jax.random.PRNGKey(0))
         # float64: batched and unbatched XLA kernels differ only in summation order (~1e-16
         # relative per op); 40 Adam steps amplify that by far less than 1e-6
         np.testing.assert_allclose(lb[i], tr.losses, rtol=1e-9, atol=0)

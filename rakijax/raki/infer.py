@@ -81,5 +81,5 @@ def reconstruct(kspace_full, sampling: Sampling, config: RakiConfig | None = Non
     if k.shape[-2] != sampling.ny:
         raise ValueError(f"k-space has {k.shape[-2]} ky lines but the sampling expects {sampling.ny}")
     _, reduced, acs = undersample(k, sampling)
-    result = train(acs, sampling.R, config, slope, key=key, progress=progress)
+    result = train(acs, sampling, config, slope, key=key, progress=progress)
     return apply(result.kernels, reduced, sampling, slope), result

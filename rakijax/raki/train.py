@@ -47,6 +47,7 @@ import optax
 from flax import nnx
 
 from .. import kspace_net
+from ..sampling import Sampling
 from .config import RakiConfig
 from .model import Raki
 
@@ -141,7 +142,7 @@ def _kernels(params, graphdef) -> list:
     return nnx.merge(graphdef, params).kernels()
 
 
-def train_kernels(acs_block, R: int, config: RakiConfig, slope, key):
+def train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, key):
     """Train RAKI kernels on an ACS block: a pure, jit-compiled, vmap-able function.
 
     Initialises the network from ``key`` (complex He, see
@@ -151,7 +152,7 @@ def train_kernels(acs_block, R: int, config: RakiConfig, slope, key):
     are traced (only the architecture, ``steps`` and the Adam moments are static),
     so slope and learning-rate sweeps reuse one compilation and slopes/keys can be
     batched with ``jax.vmap``, e.g.
-    ``vmap(lambda a: train_kernels(acs, R, cfg, a, key))(slopes)``.
+    ``vmap(lambda a: train_kernels(acs, sampling, cfg, a, key))(slopes)``.
     No validation: use :func:`train` at user boundaries. Note: on XLA:CPU a
     loop body ran 4-7x slower per step than the same step at top level for the
     paper-size network, so :func:`train` (same numbers) is the faster choice for
@@ -159,7 +160,8 @@ def train_kernels(acs_block, R: int, config: RakiConfig, slope, key):
 
     Args:
         acs_block: (Nc, A, X) fully sampled ACS lines, complex.
-        R: acceleration factor (static).
+        sampling: the :class:`rakijax.sampling.Sampling` (static; only ``sampling.R``
+            shapes the program, so patterns that differ in ``ny`` share a compilation).
         config: :class:`RakiConfig` (static except ``learning_rate``).
         slope: negative slope ``a`` in [0, 1] (traced).
         key: PRNG key for the initialisation.
@@ -169,7 +171,7 @@ def train_kernels(acs_block, R: int, config: RakiConfig, slope, key):
         unscaled data, and the (steps,) loss before each step.
     """
     cfg = dataclasses.replace(_static(config), steps=config.steps)
-    return _train_kernels_jit(acs_block, slope, key, config.learning_rate, R=int(R), config=cfg)
+    return _train_kernels_jit(acs_block, slope, key, config.learning_rate, R=int(sampling.R), config=cfg)
 
 
 @functools.partial(jax.jit, static_argnames=("R", "config"))
@@ -219,10 +221,15 @@ def _check_slope(slope):
             raise ValueError(f"slope must be a scalar in [0, 1] (1 = linear network), got {slope!r}")
 
 
-def validate_acs(acs_block, R: int, config: RakiConfig):
-    """Check an ACS block for training (shape, size, finiteness). Raises ValueError."""
-    if isinstance(R, bool) or int(R) != R or R < 2:
-        raise ValueError(f"RAKI needs an integer acceleration R >= 2, got R={R!r}")
+def validate_acs(acs_block, sampling: Sampling, config: RakiConfig):
+    """Check an ACS block and its sampling for training (shape, size, finiteness). Raises ValueError."""
+    if not isinstance(sampling, Sampling):
+        raise ValueError(
+            f"sampling must be a rakijax.sampling.Sampling (e.g. make_sampling(ny, R, acs)), got {sampling!r}"
+        )
+    R = sampling.R
+    if R < 2:
+        raise ValueError(f"RAKI needs an integer acceleration R >= 2, got R={R!r} ({sampling})")
     shape = getattr(acs_block, "shape", None)
     if shape is None or len(shape) != 3:
         raise ValueError(f"acs_block must have shape (coil, acs_lines, kx), got {shape}")
@@ -234,6 +241,8 @@ def validate_acs(acs_block, R: int, config: RakiConfig):
     _, _, left, right = kspace_net.reach(kshapes)
     if X <= left + right:
         raise ValueError(f"ACS block has {X} readout points; the kernels need more than {left + right}")
+    if A != sampling.acs:
+        raise ValueError(f"acs_block {shape} has {A} ACS lines but {sampling} has acs={sampling.acs}")
     if _is_concrete(acs_block):
         a = np.asarray(acs_block)
         if not np.all(np.isfinite(a)):
@@ -242,7 +251,8 @@ def validate_acs(acs_block, R: int, config: RakiConfig):
             raise ValueError(f"acs_block {shape} is all zeros")
 
 
-def train(acs_block, R: int, config: RakiConfig | None = None, slope=0.5, *, key, progress: bool = False) -> TrainResult:
+def train(acs_block, sampling: Sampling, config: RakiConfig | None = None, slope=0.5, *, key,
+          progress: bool = False) -> TrainResult:
     """Train RAKI on an ACS block (validated, with progress and divergence checks).
 
     Runs the same computation as :func:`train_kernels` (same initialisation,
@@ -255,8 +265,9 @@ def train(acs_block, R: int, config: RakiConfig | None = None, slope=0.5, *, key
     logged, and a tqdm bar advances when ``progress`` is true.
 
     Args:
-        acs_block: (Nc, A, X) fully sampled ACS lines (any scale; complex).
-        R: acceleration factor (>= 2).
+        acs_block: (Nc, A, X) fully sampled ACS lines (any scale; complex),
+            ``A = sampling.acs``.
+        sampling: the :class:`rakijax.sampling.Sampling` (``sampling.R >= 2``).
         config: :class:`RakiConfig` (default ``RakiConfig()``).
         slope: negative slope ``a`` of the complex leaky ReLU, ``0 <= a <= 1``.
         key: PRNG key (explicit) for the initialisation.
@@ -266,8 +277,9 @@ def train(acs_block, R: int, config: RakiConfig | None = None, slope=0.5, *, key
         :class:`TrainResult`.
 
     Raises:
-        ValueError: bad shape, too few ACS lines (names the count needed), NaN/Inf
-            or all-zero input, slope outside [0, 1].
+        ValueError: bad shape, too few ACS lines (names the count needed), ACS
+            width other than ``sampling.acs``, NaN/Inf or all-zero input, slope
+            outside [0, 1], ``sampling`` not a ``Sampling``.
         FloatingPointError: the loss became NaN/Inf (names the step and the
             learning rate); nothing is returned.
     """
@@ -275,8 +287,8 @@ def train(acs_block, R: int, config: RakiConfig | None = None, slope=0.5, *, key
     if not isinstance(config, RakiConfig):
         raise ValueError(f"config must be a RakiConfig, got {type(config).__name__}")
     _check_slope(slope)
-    validate_acs(acs_block, R, config)
-    R = int(R)
+    validate_acs(acs_block, sampling, config)
+    R = int(sampling.R)
     acs = jnp.asarray(acs_block)
     static = dataclasses.replace(_static(config), steps=1)
     x, targets, scale, params, opt_state = _init_jit(acs, key, R=R, config=static)
