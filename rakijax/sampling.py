@@ -5,9 +5,16 @@ Conventions (binding, see DESIGN.md):
 * acquired (regular) lines are ``ky = offset + m*R``, ``m = 0, 1, ...``; by default
   ``offset = (Ny//2) % R`` so that the k-space centre line is acquired;
 * the ACS block is ``acs`` contiguous lines centred on ``Ny//2``:
-  ``ky = Ny//2 - acs//2, ..., Ny//2 - acs//2 + acs - 1``;
+  ``ky = Ny//2 - acs//2, ..., Ny//2 - acs//2 + acs - 1``; a measured pattern whose
+  block sits elsewhere keeps its place through ``acs_shift`` (default 0, the centred
+  block), ``acs_start = Ny//2 - acs//2 + acs_shift``;
 * the network / kernel input is the regularly undersampled k-space only; the ACS
-  lines are used for calibration (reinserting them is an option, off by default).
+  lines are used for calibration (reinserting them, :func:`rakijax.exports.reinsert_acs`,
+  is on by default for accelerated input and off for retrospective studies).
+
+A measured pattern (``sampled``, the acquired lines of a prospectively undersampled
+scan) is read back into a :class:`Sampling` by :func:`detect_sampling`; zero lines of
+k-space stored on the full grid give the pattern (:func:`sampled_lines`).
 * the *reduced grid* is the grid of regular lines, ``Y = len(range(offset, Ny, R))``
   rows; it is periodic (circular) only when ``Ny % R == 0``.
 """
@@ -24,6 +31,8 @@ __all__ = [
     "make_sampling",
     "undersample",
     "reduced_grid",
+    "detect_sampling",
+    "sampled_lines",
 ]
 
 
@@ -41,12 +50,16 @@ class Sampling:
         R: acceleration factor (integer >= 1).
         acs: number of contiguous ACS lines centred on ``ny//2`` (0 allowed for R=1).
         offset: first acquired line, ``0 <= offset < R``.
+        acs_shift: displacement of the ACS block from its centred place (0, the
+            default, is the DESIGN.md convention); only a measured pattern with an
+            off-centre block (:func:`detect_sampling`) sets it.
     """
 
     ny: int
     R: int
     acs: int
     offset: int
+    acs_shift: int = 0
 
     @property
     def acquired_lines(self) -> np.ndarray:
@@ -60,7 +73,8 @@ class Sampling:
 
     @property
     def acs_start(self) -> int:
-        return self.ny // 2 - self.acs // 2
+        """First ACS line, ``ny//2 - acs//2 + acs_shift``."""
+        return self.ny // 2 - self.acs // 2 + self.acs_shift
 
     @property
     def acs_lines(self) -> np.ndarray:
@@ -90,7 +104,9 @@ class Sampling:
         return self.ny / float(self.mask(include_acs=True).sum())
 
 
-def make_sampling(ny: int, R: int, acs: int, offset: int | None = None, *, min_acs: int | None = None) -> Sampling:
+def make_sampling(
+    ny: int, R: int, acs: int, offset: int | None = None, *, min_acs: int | None = None, acs_shift: int = 0
+) -> Sampling:
     """Validated :class:`Sampling`.
 
     Args:
@@ -100,6 +116,7 @@ def make_sampling(ny: int, R: int, acs: int, offset: int | None = None, *, min_a
         offset: first acquired line; default ``(ny//2) % R``.
         min_acs: the kernel reach in ky (full-grid lines) that the ACS must cover;
             checked when given.
+        acs_shift: ACS block displacement from the centred place (see :class:`Sampling`).
 
     Raises:
         ValueError: R not an integer >= 1, R leaving fewer than 2 acquired lines,
@@ -125,7 +142,10 @@ def make_sampling(ny: int, R: int, acs: int, offset: int | None = None, *, min_a
         raise ValueError(
             f"too few ACS lines: {acs} < {min_acs} needed to cover the kernel reach at R={R}"
         )
-    return Sampling(ny=int(ny), R=R, acs=int(acs), offset=int(offset))
+    start = ny // 2 - int(acs) // 2 + int(acs_shift)
+    if acs and not (0 <= start and start + acs <= ny):
+        raise ValueError(f"ACS block lines {start}..{start + acs - 1} (acs={acs}, acs_shift={acs_shift}) leave the grid 0..{ny - 1}")
+    return Sampling(ny=int(ny), R=R, acs=int(acs), offset=int(offset), acs_shift=int(acs_shift))
 
 
 def reduced_grid(kspace, sampling: Sampling):
@@ -149,3 +169,178 @@ def undersample(kspace, sampling: Sampling):
     red = reduced_grid(kspace, sampling)
     acs_block = kspace[..., sampling.acs_start : sampling.acs_start + sampling.acs, :]
     return zero_filled, red, acs_block
+
+
+# ------------------------------------------------------------------ measured patterns
+def sampled_lines(kspace) -> np.ndarray:
+    """Acquired ky lines of k-space stored on the full grid: lines not identically zero.
+
+    Args:
+        kspace: (..., coil, ky, kx) array; a line counts as acquired when any coil,
+            readout sample or leading index holds a non-zero value.
+
+    Returns:
+        (Ny,) bool.
+    """
+    k = np.asarray(kspace)
+    if k.ndim < 2:
+        raise ValueError(f"k-space must have at least the (ky, kx) axes, got shape {k.shape}")
+    nz = k != 0
+    axes = tuple(i for i in range(k.ndim) if i != k.ndim - 2)
+    return np.any(nz, axis=axes)
+
+
+def _runs(lines: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs ``(first, last)`` of consecutive integers in the sorted ``lines``."""
+    if lines.size == 0:
+        return []
+    cut = np.flatnonzero(np.diff(lines) != 1)
+    starts = np.r_[lines[0], lines[cut + 1]]
+    ends = np.r_[lines[cut], lines[-1]]
+    return [(int(a), int(b)) for a, b in zip(starts, ends)]
+
+
+def _fmt(lines, n: int = 8) -> str:
+    lines = [int(v) for v in lines]
+    return ", ".join(map(str, lines[:n])) + (", ..." if len(lines) > n else "")
+
+
+def _place_acs(ny: int, block: tuple[int, int], acs: int | None, grid: np.ndarray, where: str) -> tuple[int, int]:
+    """``(acs, acs_shift)`` of an ACS block inside the fully sampled run ``block``.
+
+    Prefers the centred placement (``acs_shift=0``): the largest centred block inside
+    the run when that loses only regular lines, else the whole run with its shift.
+    """
+    a, b = block
+    n = b - a + 1
+
+    def centred_fits(m: int) -> bool:
+        s = ny // 2 - m // 2
+        return a <= s and s + m - 1 <= b
+
+    if acs is not None:
+        if acs == 0:
+            return 0, 0
+        if centred_fits(acs):
+            return acs, 0
+        if acs == n:
+            return acs, a - (ny // 2 - n // 2)
+        s = ny // 2 - acs // 2
+        raise ValueError(
+            f"acs={acs} disagrees with the data: the centred ACS block (lines {s}..{s + acs - 1}, "
+            f"centred on Ny//2={ny // 2}) is not fully sampled; {where} lines {a}..{b} ({n} lines)"
+        )
+    m = max((m for m in range(n, 0, -1) if centred_fits(m)), default=0)
+    if m:
+        s = ny // 2 - m // 2
+        dropped = [v for v in range(a, b + 1) if not s <= v < s + m]
+        if all(v in grid for v in dropped) and m >= 2:
+            return m, 0
+    return n, a - (ny // 2 - n // 2)
+
+
+def detect_sampling(sampled, *, R: int | None = None, acs: int | None = None, acs_lines=None) -> Sampling:
+    """R, offset and ACS block of a measured (prospective) sampling pattern.
+
+    The pattern must be uniform with a contiguous ACS block: every line
+    ``offset + m*R`` of the full grid is acquired, and the only other acquired lines
+    form one contiguous block (the embedded ACS). ``R`` is the greatest common divisor
+    of the spacings of the acquired lines outside that block; the ACS is the largest
+    block centred on ``Ny//2`` (DESIGN.md) inside the contiguous run, or, for an
+    off-centre run, the whole run with ``acs_shift``. A separate ACS reference scan is
+    described by ``acs_lines`` (its ky positions on the full grid) instead.
+
+    A fully sampled pattern (every line acquired) is the retrospective case: ``R`` and
+    ``acs`` must then be given and the result is ``make_sampling(Ny, R, acs)``.
+
+    Args:
+        sampled: (Ny,) bool, the acquired ky lines (regular and embedded ACS).
+        R: acceleration the user expects, checked against the pattern.
+        acs: ACS lines the user expects, checked against the pattern (the centred
+            block of ``acs`` lines must be acquired).
+        acs_lines: (A,) int ky positions of a separate ACS reference scan, contiguous.
+
+    Returns:
+        The :class:`Sampling`; ``mask(include_acs=True)`` equals ``sampled`` (embedded
+        ACS) unless ``acs`` asked for a smaller block.
+
+    Raises:
+        ValueError: the pattern is not uniform, has no (or more than one) contiguous
+            ACS block, R or acs disagree with it, or a fully sampled pattern lacks R/acs.
+    """
+    m = np.asarray(sampled)
+    if m.ndim != 1 or m.size < 2:
+        raise ValueError(f"sampled must be a (Ny,) bool mask over ky with Ny >= 2, got shape {m.shape}")
+    m = m.astype(bool)
+    ny = m.size
+    lines = np.flatnonzero(m)
+    if lines.size == 0:
+        raise ValueError(f"no acquired ky line: the sampling pattern of Ny={ny} lines is empty")
+    ref = None
+    if acs_lines is not None:
+        ref = np.unique(np.asarray(acs_lines, dtype=int))
+        if ref.size and (ref[0] < 0 or ref[-1] >= ny):
+            raise ValueError(f"ACS reference lines {ref[0]}..{ref[-1]} lie outside the grid 0..{ny - 1}")
+        if len(_runs(ref)) > 1:
+            raise ValueError(f"the ACS reference lines are not contiguous: {_fmt(ref, 12)}")
+
+    if lines.size == ny:  # fully sampled: retrospective mode
+        if ref is not None and ref.size:
+            raise ValueError("a separate ACS reference scan comes with fully sampled data; pass R and acs instead")
+        if R is None or acs is None:
+            raise ValueError(
+                f"the data are fully sampled (all {ny} ky lines acquired): retrospective mode needs R and acs"
+            )
+        return make_sampling(ny, R, acs)
+
+    runs = _runs(lines)
+    long = [r for r in runs if r[1] > r[0]]
+    if ref is not None and ref.size:
+        block = (int(ref[0]), int(ref[-1]))
+        where = "the separate ACS reference covers"
+        inner = lines
+        if long:  # an embedded block as well: use the lines outside it for R only
+            big = max(long, key=lambda r: r[1] - r[0])
+            inner = lines[(lines < big[0]) | (lines > big[1])]
+    else:
+        if not long:
+            raise ValueError(
+                f"no contiguous ACS block: the {lines.size} acquired lines of Ny={ny} are all isolated "
+                f"({_fmt(lines)}); the data need embedded ACS lines or a separate reference scan"
+            )
+        width = max(r[1] - r[0] for r in long)
+        biggest = [r for r in long if r[1] - r[0] == width]
+        if len(biggest) > 1:
+            raise ValueError(
+                f"more than one contiguous block of {width + 1} acquired lines ({biggest}): "
+                "cannot tell which is the ACS; the pattern is not uniform with one ACS block"
+            )
+        block = biggest[0]
+        where = "the contiguous block of acquired lines is"
+        inner = lines[(lines < block[0]) | (lines > block[1])]
+
+    if inner.size >= 2:
+        R_det = int(np.gcd.reduce(np.diff(inner)))
+        off = int(inner[0] % R_det)
+    elif inner.size == 1 and R is not None:
+        R_det, off = int(R), int(inner[0] % R)
+    else:
+        raise ValueError(
+            f"cannot tell R: only {inner.size} acquired line(s) outside the ACS block {block[0]}..{block[1]} "
+            f"of Ny={ny}"
+        )
+    grid = np.arange(off, ny, R_det)
+    missing = grid[~m[grid]]
+    if R_det == 1 or missing.size:
+        gaps = sorted({int(d) for d in np.diff(inner)})
+        raise ValueError(
+            f"the sampling pattern is not uniform: acquired lines outside the ACS block are spaced by {gaps}"
+            + (f"; lines {_fmt(missing)} of the grid offset {off} + m*{R_det} are missing" if R_det > 1 else "")
+            + " (partial Fourier and variable-density patterns are not supported)"
+        )
+    if R is not None and int(R) != R_det:
+        raise ValueError(f"R={R} disagrees with the data: the acquired lines are spaced by R={R_det} (offset {off})")
+    acs_n, shift = _place_acs(ny, block, acs, set(grid.tolist()), where)
+    if ref is not None and ref.size and acs is None:
+        acs_n, shift = int(ref.size), int(ref[0]) - (ny // 2 - int(ref.size) // 2)
+    return make_sampling(ny, R_det, acs_n, off, acs_shift=shift)

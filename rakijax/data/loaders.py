@@ -2,12 +2,17 @@
 
 Supported formats (chosen by the file extension) and their layouts:
 
+* **ISMRMRD/MRD v1 HDF5** (``.h5``, ``.hdf5``, ``.mrd`` with an ISMRMRD dataset group):
+  acquisitions with flags and line indices, noise readouts, embedded or separate ACS;
+  see :mod:`rakijax.data.mrd`.
 * **fastMRI multicoil HDF5** (``.h5``, ``.hdf5``): dataset ``kspace`` of shape
   ``(slices, coils, kx, ky)`` complex64, i.e. readout (frequency encoding, the
   oversampled ``height`` of 640 for brain data) *before* phase encoding (``width``).
   Slice ``slice`` is taken and transposed to ``(coils, ky, kx)``. A 3-D dataset
-  ``(coils, kx, ky)`` is read as a single slice. ``ismrmrd_header`` and
-  ``reconstruction_rss`` are ignored. Default axes ``"scxy"`` (4-D) / ``"cxy"`` (3-D).
+  ``(coils, kx, ky)`` is read as a single slice. The ``ismrmrd_header`` (padding
+  columns, encoded and recon matrix, field of view) and ``mask`` are honoured, see
+  :mod:`rakijax.data.fastmri`; ``reconstruction_rss`` is ignored. Default axes
+  ``"scxy"`` (4-D) / ``"cxy"`` (3-D).
 * **BART** (``.cfl``/``.hdr`` or the bare base name): dimensions 0 (readout, kx),
   1 (phase encoding, ky) and 3 (coils) become ``(coil, ky, kx)``; one further
   non-singleton dimension (e.g. 13, slices) may be indexed with ``slice``. See
@@ -18,6 +23,13 @@ Supported formats (chosen by the file extension) and their layouts:
   ``h5py``; variable ``key``; complex v7.3 data are compound ``(real, imag)``.
   ``axes`` refers to the MATLAB dimension order (``size(k)``) for both versions
   (v7.3 arrays, stored column-major, are transposed back). Default ``"cyx"``.
+
+**Accelerated data** (every format): k-space lines that are identically zero on the
+full grid are lines not acquired; they fill ``KSpaceData.sampled`` and the pattern is
+checked at load time (uniform with a contiguous ACS block, see
+:func:`rakijax.sampling.detect_sampling`), so a bad file fails here with its name.
+Zero lines only at the two ky edges (zero padding of a fully sampled scan) are not a
+pattern: such data stay fully sampled (``meta['ky_zero_edges']``).
 
 ``axes`` is a string with one letter per array dimension: ``c`` coil, ``y`` phase
 encoding (``ky``, the undersampled axis), ``x`` readout (``kx``), ``s`` slice
@@ -40,9 +52,9 @@ from .bart import cfl_base, read_cfl
 from ..validate import as_complex
 from .container import KSpaceData
 
-__all__ = ["load", "SUPPORTED_EXTENSIONS", "MissingKeyError", "apply_axes"]
+__all__ = ["load", "load_volume", "num_slices", "load_noise", "SUPPORTED_EXTENSIONS", "MissingKeyError", "apply_axes"]
 
-SUPPORTED_EXTENSIONS = (".h5", ".hdf5", ".cfl", ".hdr", ".npy", ".npz", ".mat")
+SUPPORTED_EXTENSIONS = (".h5", ".hdf5", ".mrd", ".cfl", ".hdr", ".npy", ".npz", ".mat")
 
 
 class MissingKeyError(KeyError, ValueError):
@@ -168,30 +180,8 @@ def _bart_kspace(arr: np.ndarray, slice: int, path) -> np.ndarray:
     return apply_axes(arr, "".join(axes[i] for i in keep), slice=slice, what=f"BART array {dims}")
 
 
-def load(path, *, slice: int = 0, key: str = "kspace", axes: str | None = None, noise_key: str | None = None) -> KSpaceData:
-    """Load fully sampled multi-coil k-space from a file as :class:`KSpaceData` ``(coil, ky, kx)``.
-
-    The format is chosen by the extension (see the module docstring for the layouts):
-    ``.h5``/``.hdf5`` (fastMRI), ``.cfl``/``.hdr`` (BART), ``.npy``/``.npz``, ``.mat``.
-
-    Args:
-        path: file name (a BART pair may be named without extension).
-        slice: slice index for multi-slice data.
-        key: dataset (HDF5), array (``.npz``) or variable (``.mat``) name.
-        axes: layout of the stored array, letters ``c y x s`` (see module docstring);
-            default per format.
-        noise_key: optional dataset/variable (or BART file) with a noise-only scan; its
-            sample covariance becomes ``psi``.
-
-    Returns:
-        :class:`KSpaceData` with ``meta`` = source, format, key, slice, axes.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: unknown extension, wrong rank/axes, slice out of range, NaN/Inf.
-        MissingKeyError: (a ``KeyError`` and ``ValueError``) ``key`` not in the file,
-            listing the available names.
-    """
+def _resolve(path) -> tuple[str, str]:
+    """``(path, ext)`` with the format's extension; raises for a missing file or unknown format."""
     p = os.fspath(path)
     ext = os.path.splitext(p)[1].lower()
     if ext not in SUPPORTED_EXTENSIONS and not os.path.exists(p) and os.path.exists(p + ".cfl"):
@@ -200,12 +190,19 @@ def load(path, *, slice: int = 0, key: str = "kspace", axes: str | None = None, 
         raise FileNotFoundError(f"no such file: {p!r}")
     if ext not in SUPPORTED_EXTENSIONS:
         raise ValueError(
-            f"unknown file format {ext or '(no extension)'!r} for {p!r}; supported: "
-            f"fastMRI HDF5 (.h5, .hdf5), BART (.cfl/.hdr), NumPy (.npy, .npz), MATLAB (.mat)"
+            f"unknown file format {ext or '(no extension)'!r} for {p!r}; supported: ISMRMRD/MRD and "
+            f"fastMRI HDF5 (.h5, .hdf5, .mrd), BART (.cfl/.hdr), NumPy (.npy, .npz), MATLAB (.mat)"
         )
-    meta: dict[str, Any] = {"source": os.path.abspath(p), "slice": int(slice)}
-    noise = None
-    if ext in (".h5", ".hdf5"):
+    if ext in (".h5", ".hdf5", ".mrd"):
+        from .mrd import is_mrd
+
+        ext = ".mrd" if is_mrd(p) else ".h5"
+    return p, ext
+
+
+def _raw(p: str, ext: str, key: str, axes: str | None):
+    """``(array, axes, fmt)`` as stored, with the format's default axes."""
+    if ext == ".h5":
         arr = _read_hdf5(p, key)
         if axes is None:
             if arr.ndim not in (3, 4):
@@ -213,50 +210,210 @@ def load(path, *, slice: int = 0, key: str = "kspace", axes: str | None = None, 
                     f"fastMRI k-space {key!r} in {p!r} must be (slices, coils, kx, ky) or (coils, kx, ky), got shape {arr.shape}"
                 )
             axes = "scxy" if arr.ndim == 4 else "cxy"
-        fmt = "hdf5"
-        k = apply_axes(arr, axes, slice=slice, what=f"dataset {key!r} of {p!r}")
-        if noise_key is not None:
-            noise = _read_hdf5(p, noise_key)
-    elif ext in (".cfl", ".hdr"):
-        fmt = "bart"
-        arr = read_cfl(p)
-        if axes is None:
-            k = _bart_kspace(arr, slice, p)
-            axes = "bart"
-        else:
-            k = apply_axes(arr, axes, slice=slice, what=f"BART array {cfl_base(p)!r}")
-        if noise_key is not None:
-            nk = noise_key if os.path.isabs(noise_key) else os.path.join(os.path.dirname(p), noise_key)
-            noise = read_cfl(nk)
-    elif ext in (".npy", ".npz"):
-        fmt = ext[1:]
+        return arr, axes, "hdf5"
+    if ext in (".cfl", ".hdr"):
+        return read_cfl(p), axes, "bart"
+    if ext in (".npy", ".npz"):
         arr = np.load(p, allow_pickle=False) if ext == ".npy" else _read_npz(p, key)
         if axes is None:
             if arr.ndim not in (3, 4):
                 raise ValueError(f"k-space in {p!r} must be (coil, ky, kx) or (slice, coil, ky, kx), got shape {arr.shape}; pass axes=")
             axes = "cyx" if arr.ndim == 3 else "scyx"
-        k = apply_axes(arr, axes, slice=slice, what=f"array in {p!r}")
-        if noise_key is not None:
-            if ext == ".npy":
-                raise ValueError("noise_key needs a file with several arrays (.npz, .h5, .mat), not .npy")
-            noise = _read_npz(p, noise_key)
-    else:  # .mat
-        fmt = "mat"
-        arr = np.asarray(_read_mat(p, key))
-        if axes is None:
-            if arr.ndim != 3:
-                raise ValueError(f"variable {key!r} in {p!r} has shape {arr.shape}; pass axes= (e.g. 'xyc') for MATLAB data")
-            axes = "cyx"
-        k = apply_axes(arr, axes, slice=slice, what=f"variable {key!r} of {p!r}")
-        if noise_key is not None:
-            noise = _read_mat(p, noise_key)
-    meta.update(format=fmt, key=key, axes=axes)
+        return arr, axes, ext[1:]
+    arr = np.asarray(_read_mat(p, key))
+    if axes is None:
+        if arr.ndim != 3:
+            raise ValueError(f"variable {key!r} in {p!r} has shape {arr.shape}; pass axes= (e.g. 'xyc') for MATLAB data")
+        axes = "cyx"
+    return arr, axes, "mat"
+
+
+def _bart_slices(arr: np.ndarray) -> int:
+    dims = list(arr.shape) + [1] * max(0, 4 - arr.ndim)
+    extra = [n for i, n in enumerate(dims) if i not in (0, 1, 3) and n > 1]
+    return extra[0] if len(extra) == 1 else 1
+
+
+def num_slices(path, *, key: str = "kspace", axes: str | None = None) -> int:
+    """Number of slices :func:`load` can index in ``path`` (1 for single-slice data).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`load`.
+    """
+    p, ext = _resolve(path)
+    if ext == ".mrd":
+        from .mrd import mrd_num_slices
+
+        return mrd_num_slices(p)
+    arr, axes, _ = _raw(p, ext, key, axes)
+    if axes is None:  # BART default layout
+        return _bart_slices(arr)
+    axes = str(axes).lower()
+    return int(arr.shape[axes.index("s")]) if "s" in axes and len(axes) == arr.ndim else 1
+
+
+def load_volume(path, **kwargs) -> list[KSpaceData]:
+    """All slices of ``path`` as a list of :class:`KSpaceData` (one per slice, ``slice_index`` set).
+
+    Args:
+        path: file name; ``kwargs`` as :func:`load` (``key``, ``axes``, ``noise_key``).
+    """
+    kwargs.pop("slice", None)
+    p, ext = _resolve(path)
+    if ext == ".mrd":
+        from .mrd import read_mrd_volume
+
+        return read_mrd_volume(p)
+    return [load(p, slice=i, **kwargs) for i in range(num_slices(p, key=kwargs.get("key", "kspace"), axes=kwargs.get("axes")))]
+
+
+def _pattern(k: np.ndarray, meta: dict) -> np.ndarray | None:
+    """``sampled`` from the zero lines of ``k``; None when fully sampled (or only edge padding)."""
+    from ..sampling import sampled_lines
+
+    m = sampled_lines(k)
+    if m.all():
+        return None
+    lines = np.flatnonzero(m)
+    if lines.size and np.all(m[lines[0] : lines[-1] + 1]):  # zero lines only at the two edges
+        meta["ky_zero_edges"] = (int(lines[0]), int(m.size - 1 - lines[-1]))
+        return None
+    return m
+
+
+def load(path, *, slice: int | str = 0, key: str = "kspace", axes: str | None = None, noise_key: str | None = None):
+    """Load multi-coil k-space from a file as :class:`KSpaceData` ``(coil, ky, kx)``.
+
+    The format is chosen by the extension and, for HDF5, the content (see the module
+    docstring for the layouts): ``.h5``/``.hdf5``/``.mrd`` (ISMRMRD/MRD or fastMRI),
+    ``.cfl``/``.hdr`` (BART), ``.npy``/``.npz``, ``.mat``. Fully sampled data load
+    with ``sampled=None``; accelerated data (zero lines, a fastMRI ``mask``, ISMRMRD
+    line indices) with ``sampled`` set and the pattern checked.
+
+    Args:
+        path: file name (a BART pair may be named without extension).
+        slice: slice index for multi-slice data, or ``"all"`` for the list of every
+            slice (:func:`load_volume`).
+        key: dataset (HDF5), array (``.npz``) or variable (``.mat``) name (not ISMRMRD).
+        axes: layout of the stored array, letters ``c y x s`` (see module docstring);
+            default per format (not ISMRMRD).
+        noise_key: optional dataset/variable (or BART file) with a noise-only scan; its
+            sample covariance becomes ``psi`` (ISMRMRD files carry their own noise
+            readouts).
+
+    Returns:
+        :class:`KSpaceData` (a list of them for ``slice="all"``) with ``meta`` = source,
+        format, key, slice, axes and header values.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: unknown extension, wrong rank/axes, slice out of range, NaN/Inf,
+            unreadable header, a noise scan with another coil count, an accelerated
+            pattern that is not uniform, has no contiguous ACS block or contradicts the
+            file's acceleration factor; the message names the file.
+        MissingKeyError: (a ``KeyError`` and ``ValueError``) ``key`` not in the file,
+            listing the available names.
+    """
+    if isinstance(slice, str):
+        if slice.lower() != "all":
+            raise ValueError(f"slice must be an integer or 'all', got {slice!r}")
+        return load_volume(path, key=key, axes=axes, noise_key=noise_key)
+    p, ext = _resolve(path)
+    if ext == ".mrd":
+        from .mrd import read_mrd
+
+        return read_mrd(p, slice=slice)
+    meta: dict[str, Any] = {"source": os.path.abspath(p), "slice": int(slice)}
+    arr, axes, fmt = _raw(p, ext, key, axes)
+    noise = None
+    sampled = voxel = None
+    if fmt == "bart" and axes is None:
+        k = _bart_kspace(arr, slice, p)
+        axes = "bart"
+    else:
+        k = apply_axes(arr, axes, slice=slice, what=f"{'dataset' if fmt == 'hdf5' else 'array'} {key!r} of {p!r}")
     k = as_complex(np.ascontiguousarray(k), "k-space")
+    if fmt == "hdf5":
+        import h5py
+
+        from .fastmri import read_fastmri_slice
+
+        with h5py.File(p, "r") as f:
+            k, sampled, voxel = read_fastmri_slice(p, k, f, meta)
+        if noise_key is not None:
+            noise = _read_hdf5(p, noise_key)
+    else:
+        sampled = _pattern(k, meta)
+        if noise_key is not None:
+            if fmt == "bart":
+                nk = noise_key if os.path.isabs(noise_key) else os.path.join(os.path.dirname(p), noise_key)
+                noise = read_cfl(nk)
+            elif fmt == "npy":
+                raise ValueError("noise_key needs a file with several arrays (.npz, .h5, .mat), not .npy")
+            elif fmt == "npz":
+                noise = _read_npz(p, noise_key)
+            else:
+                noise = _read_mat(p, noise_key)
+    meta.update(format=fmt, key=key, axes=axes)
     psi = None
     if noise is not None:
         from ..noise import estimate_psi
 
-        noise = _noise_to_cs(noise, k.shape[0], repr(noise_key))
+        noise = _noise_to_cs(noise, k.shape[0], f"{noise_key!r} of {p!r}")
         psi = np.asarray(estimate_psi(noise))
         meta["noise_key"] = noise_key
-    return KSpaceData(kspace=k, noise=noise, psi=psi, meta=meta)
+    try:
+        data = KSpaceData(
+            kspace=k, noise=noise, psi=psi, meta=meta, sampled=sampled, slice_index=int(slice), voxel_size=voxel
+        )
+    except ValueError as e:
+        raise ValueError(f"{p}: {e}") from None
+    if data.accelerated:  # the pattern must be usable: fail here, naming the file
+        R = meta.get("R_header")
+        try:
+            data.sampling(R=R)
+        except ValueError as e:
+            if R is not None and "disagrees" in str(e) and "R=" in str(e):
+                raise ValueError(f"{e} (R from the file's acceleration attribute)") from None
+            raise
+    return data
+
+
+def load_noise(path, ncoils: int | None = None, *, key: str = "noise") -> np.ndarray:
+    """A separate noise scan as ``(Nc, S)`` samples (the CLI's ``--noise FILE``).
+
+    ISMRMRD files give their ``ACQ_IS_NOISE_MEASUREMENT`` readouts; other formats the
+    array ``key`` (``.npz``/``.h5``/``.mat``), the whole array (``.npy``) or the BART
+    array, any layout with one axis of length ``ncoils`` (the first such axis; without
+    ``ncoils`` the first axis is the coil axis).
+
+    Raises:
+        ValueError: no noise in the file, or no axis of length ``ncoils`` (naming both).
+    """
+    p, ext = _resolve(path)
+    if ext == ".mrd":
+        from .mrd import _scan
+
+        noise = _scan(p)[1]
+        if not noise:
+            raise ValueError(f"{p}: no noise readouts (ACQ_IS_NOISE_MEASUREMENT) in the ISMRMRD file")
+        nn = {n.shape[0] for n in noise}
+        if len(nn) != 1:
+            raise ValueError(f"{p}: noise readouts with different channel counts {sorted(nn)}")
+        arr = np.concatenate(noise, axis=1)
+    elif ext == ".h5":
+        arr = _read_hdf5(p, key)
+    elif ext in (".cfl", ".hdr"):
+        arr = read_cfl(p)
+    elif ext == ".npy":
+        arr = np.load(p, allow_pickle=False)
+    elif ext == ".npz":
+        arr = _read_npz(p, key)
+    else:
+        arr = _read_mat(p, key)
+    arr = np.asarray(arr)
+    nc = int(ncoils) if ncoils is not None else int(arr.shape[0])
+    try:
+        return _noise_to_cs(arr, nc, repr(p))
+    except ValueError as e:
+        raise ValueError(f"{p}: {e} (the k-space has {nc} coils)") from None
