@@ -1,0 +1,369 @@
+"""Plausibility checks with one-line messages: refuse what is physically wrong, warn about what is odd.
+
+Every check returns a list of one-line warnings (strings, empty when all is well) and
+raises ``ValueError`` with a one-line message for a *refusal*. The policy per case:
+
+======================================================  =========  ==========================================
+case                                                    outcome    why
+======================================================  =========  ==========================================
+integer dtype (int16 raw, uint8 pictures)               refuse     k-space is complex floating point
+real floating-point k-space, or complex with Im == 0    refuse     real k-space = Hermitian-symmetric image:
+                                                                   magnitude or real part loaded by mistake
+NaN / Inf samples                                       refuse     nothing downstream is defined
+all-zero or constant data                               refuse     no image in it
+"coil" axis longer than ky or kx                        refuse     a layout mix-up, e.g. MATLAB (kx, ky, coil)
+                                                                   read as (coil, ky, kx): reorder the axes
+one coil with R > 1                                     refuse     one coil cannot unfold R aliases
+fewer coils than R                                      warning    under-determined unfolding, g >> 1
+a dead (all-zero) coil among others                     warning    its noise covariance row is zero
+energy not at the k-space centre                        warning    uncentred (fftshift) or images, not k-space
+untrusted / ill-conditioned noise estimate              warning    g-factor and SNR maps are then not reliable
+reconstruction implausible (collapse)                   warning    the work is done; say it loudly, keep it
+======================================================  =========  ==========================================
+
+The reconstruction check (:func:`check_reconstruction`) is reference-free: it compares
+the energy of the interpolated lines with the energy interpolated from the acquired
+lines beside them, measures how much of the zero-filled input's aliasing is left
+outside the object (the object found from the alias-free low-resolution ACS image),
+and that the acquired lines were kept; with a reference (the fully sampled data, or a
+second method's reconstruction such as GRAPPA's) it also checks the NMSE.
+
+:func:`estimate_memory_bytes` estimates the peak memory of a run from the shapes alone,
+so that a command line can refuse before the work.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "check_kspace",
+    "check_noise",
+    "check_reconstruction",
+    "estimate_memory_bytes",
+    "memory_breakdown",
+]
+
+
+def _shape(k) -> str:
+    return "x".join(str(int(n)) for n in np.shape(k))
+
+
+def check_kspace(kspace, R: int = 1, *, name: str = "k-space") -> list[str]:
+    """Refuse physically wrong k-space, warn about odd k-space.
+
+    Args:
+        kspace: (..., Nc, Ny, Nx) k-space (leading slice axes allowed); missing lines
+            of accelerated data are zeros.
+        R: acceleration factor of the planned (or given) undersampling.
+        name: what to call the data in the messages (e.g. the file name).
+
+    Returns:
+        One-line warnings (empty when nothing is odd).
+
+    Raises:
+        ValueError: one line naming the problem and the fix (see the module table).
+    """
+    k = np.asarray(kspace)
+    if k.dtype.kind in "biu":
+        raise ValueError(
+            f"{name} has integer dtype {k.dtype} (shape {_shape(k)}): k-space is complex floating point; "
+            "this looks like images or unconverted raw integers, not complex k-space"
+        )
+    if k.dtype.kind not in "fc":
+        raise ValueError(f"{name} has non-numeric dtype {k.dtype}: expected complex k-space")
+    if k.ndim < 3:
+        raise ValueError(
+            f"{name} has shape {k.shape}: need (coil, ky, kx); for one coil add a leading axis of length 1"
+        )
+    if k.dtype.kind == "f":
+        raise ValueError(
+            f"{name} is real-valued ({k.dtype}, shape {_shape(k)}): MRI k-space is complex; real k-space "
+            "means a Hermitian-symmetric image, i.e. magnitudes or only the real part were saved"
+        )
+    if not np.all(np.isfinite(k)):
+        bad = int(k.size - np.count_nonzero(np.isfinite(k)))
+        raise ValueError(f"{name} contains {bad} NaN/Inf value(s) (shape {_shape(k)})")
+    if not np.any(k):
+        raise ValueError(f"{name} is all zero (shape {_shape(k)}): there is no image in it")
+    flat = k.reshape(-1)
+    if np.all(flat == flat[0]):
+        raise ValueError(f"{name} is constant (every sample equals {flat[0]:.4g}, shape {_shape(k)}): no image in it")
+    if not np.any(k.imag):
+        raise ValueError(
+            f"{name} is complex but every imaginary part is zero (shape {_shape(k)}): real-valued k-space "
+            "means magnitudes or only the real part were saved"
+        )
+    nc, ny, nx = k.shape[-3:]
+    if nc > ny or nc > nx:
+        raise ValueError(
+            f"{name} of shape {_shape(k)} read as (coil, ky, kx) has {nc} coils but only {ny} ky and {nx} kx "
+            f"samples: the axes are in another order (e.g. MATLAB's (kx, ky, coil)); reorder them "
+            "(--axes on the command line, axes= in rakijax.data.load)"
+        )
+    if nc == 1 and R > 1:
+        raise ValueError(
+            f"{name} has one coil but R={R}: parallel imaging needs several coils to unfold R aliases; "
+            "use R=1 or multi-coil data"
+        )
+    warn: list[str] = []
+    if 1 < nc < R:
+        warn.append(f"{name}: only {nc} coils at R={R}: unfolding {R} aliases from fewer coils is under-determined; "
+                    "expect residual aliasing and g-factors far above 1")
+    coil_power = np.sum(np.abs(k.reshape(-1, nc, ny, nx)) ** 2, axis=(0, 2, 3))
+    dead = np.flatnonzero(coil_power == 0)
+    if len(dead) and nc > 1:
+        warn.append(f"{name}: coil(s) {', '.join(map(str, dead[:8]))} of {nc} are all zero (dead channels): "
+                    "drop them; their noise covariance is singular")
+    e = np.sum(np.abs(k.reshape(-1, nc, ny, nx)) ** 2, axis=(0, 1))
+    cy, cx = max(1, ny // 8), max(1, nx // 8)
+    central = e[ny // 2 - cy : ny // 2 + cy + 1, nx // 2 - cx : nx // 2 + cx + 1].sum() / e.sum()
+    iy, ix = np.unravel_index(int(np.argmax(e)), e.shape)
+    if min(ny, nx) >= 16 and central < 0.25:
+        where = f"its largest sample is at (ky, kx) = ({iy}, {ix}), not near the centre ({ny // 2}, {nx // 2})"
+        hint = ("k-space looks uncentred (apply fftshift)" if min(iy, ny - 1 - iy) <= cy and min(ix, nx - 1 - ix) <= cx
+                else "these may be images rather than k-space")
+        warn.append(f"{name}: only {central:.0%} of the energy lies in the central quarter of k-space; {where}: {hint}")
+    return warn
+
+
+def check_noise(estimate, *, max_condition: float = 1e3, min_samples: int = 100) -> list[str]:
+    """Warnings about a :class:`rakijax.noise.NoiseEstimate` for the log, ``metrics.json`` and figures.
+
+    Args:
+        estimate: the noise estimate used.
+        max_condition: above this (but below the whitening guard) a note on conditioning.
+        min_samples: fewer samples per coil than this make psi entries uncertain by > 10%.
+
+    Returns:
+        One-line warnings (empty for a trusted, well-conditioned, well-sampled estimate).
+    """
+    warn: list[str] = []
+    if not estimate.trusted:
+        warn.append(f"noise covariance not trusted: {estimate.reason}; g-factor/SNR maps use psi from "
+                    f"'{estimate.source}' and are not reliable noise measurements")
+        return warn
+    if estimate.condition > max_condition:
+        warn.append(f"noise covariance psi ({estimate.source}) has condition number {estimate.condition:.3g}: "
+                    "some coil combinations are nearly noise-free; check for duplicated or combined channels")
+    if estimate.source in ("noise scan", "k-space background") and 0 < estimate.samples < min_samples:
+        warn.append(f"noise covariance from only {estimate.samples} samples per coil ({estimate.source}): "
+                    f"its entries are uncertain by about {1 / math.sqrt(estimate.samples):.0%}")
+    return warn
+
+
+# ----------------------------------------------------------------------------- reconstruction
+
+
+def _images(k):
+    from .fft import ifft2c
+
+    import jax
+
+    with jax.enable_x64(np.asarray(k).dtype == np.complex128):
+        return np.asarray(jax.jit(ifft2c)(np.asarray(k)))
+
+
+def _line_energy_ratio(zero_filled, recon, acquired):
+    """Median over interpolated lines of log10(energy / energy interpolated from the acquired lines)."""
+    e_rec = np.sum(np.abs(recon) ** 2, axis=(0, 2))
+    e_acq = np.sum(np.abs(zero_filled) ** 2, axis=(0, 2))
+    ny = e_rec.shape[0]
+    acq = np.flatnonzero(acquired)
+    miss = np.flatnonzero(~acquired)
+    tiny = np.finfo(float).tiny
+    if len(acq) < 2 or not len(miss):
+        return float("nan")
+    # log-linear interpolation between the acquired neighbours (circular in ky)
+    ext = np.concatenate([acq - ny, acq, acq + ny])
+    loge = np.log10(np.maximum(np.concatenate([e_acq[acq]] * 3), tiny))
+    pred = np.interp(miss, ext, loge)
+    return float(np.median(np.log10(np.maximum(e_rec[miss], tiny)) - pred))
+
+
+def _outside_fraction(x, outside):
+    p = np.sum(np.abs(x) ** 2, axis=0)
+    return float(p[outside].sum() / max(p.sum(), np.finfo(float).tiny))
+
+
+def check_reconstruction(zero_filled, recon_kspace, sampling, *, acs_block=None, reference=None,
+                         reference_label: str = "the reference", max_alias: float = 0.25,
+                         max_energy_decades: float = 1.0, max_nmse: float = 0.1,
+                         name: str = "reconstruction") -> list[str]:
+    """Reference-free plausibility of a reconstruction (catches a collapsed RAKI).
+
+    Measures (coil k-space, summed over coils):
+
+    * **line energy**: the median, over interpolated lines, of ``log10(E_line /
+      E_pred)`` with ``E_pred`` interpolated log-linearly from the acquired lines beside
+      it; a sound reconstruction is within a fraction of a decade, a collapse to zeros
+      or to amplified garbage is off by decades (``> max_energy_decades``);
+    * **residual aliasing**: the fraction ``a`` of the image energy outside the object
+      (found from the alias-free low-resolution image of ``acs_block``, dilated), over
+      the same fraction of the zero-filled input: the zero-filled input has ``a = 1`` by
+      definition, a sound reconstruction ``a << 1`` (only noise and ringing there);
+      ``a > max_alias`` means the aliases of FOV/R are still there;
+    * **data consistency**: the acquired lines are kept (relative change ``< 1e-3``);
+    * **reference** (optional): ``NMSE = ||x - x_ref||^2 / ||x_ref||^2`` of the RSS
+      images above ``max_nmse`` (a reference is the fully sampled data, or another
+      method's reconstruction of the same data such as GRAPPA's).
+
+    Args:
+        zero_filled: (Nc, Ny, Nx) the regularly acquired lines on the full grid, zeros elsewhere
+            (:func:`rakijax.sampling.undersample`).
+        recon_kspace: (Nc, Ny, Nx) reconstructed k-space (same coil basis).
+        sampling: the :class:`~rakijax.sampling.Sampling`.
+        acs_block: optional (Nc, acs, Nx) ACS lines (for the object support).
+        reference: optional (Nc, Ny, Nx) reference k-space.
+        reference_label: how to call the reference in the message.
+        max_alias, max_energy_decades, max_nmse: warning thresholds.
+        name: how to call the reconstruction in the messages (e.g. "RAKI").
+
+    Returns:
+        One-line warnings; also ``[]`` when a measure does not apply (R = 1, no ACS,
+        an object that leaves no background).
+    """
+    zf = np.asarray(zero_filled)
+    rec = np.asarray(recon_kspace)
+    if zf.shape != rec.shape or zf.ndim != 3:
+        raise ValueError(f"zero_filled {zf.shape} and recon_kspace {rec.shape} must both be (Nc, Ny, Nx)")
+    if zf.shape[1] != sampling.ny:
+        raise ValueError(f"k-space has {zf.shape[1]} ky lines but the sampling expects {sampling.ny}")
+    warn: list[str] = []
+    if not np.all(np.isfinite(rec)):
+        return [f"{name}: the reconstruction contains NaN/Inf values: it diverged"]
+    acquired = sampling.mask(include_acs=False)
+    if sampling.R == 1:
+        return warn
+    if not np.any(rec):
+        return [f"{name}: the reconstruction is all zero"]
+    a = zf[:, acquired]
+    change = np.linalg.norm(rec[:, acquired] - a) / max(np.linalg.norm(a), np.finfo(float).tiny)
+    if change > 1e-3:
+        warn.append(f"{name}: the acquired lines changed by {change:.1e} (relative): not data-consistent")
+    dec = _line_energy_ratio(zf, rec, acquired)
+    if np.isfinite(dec) and abs(dec) > max_energy_decades:
+        what = "too little (close to the zero-filled input)" if dec < 0 else "too much (amplified garbage)"
+        warn.append(f"{name}: the interpolated lines hold {10 ** dec:.2g}x the energy expected from the acquired "
+                    f"lines beside them, {what}: implausible reconstruction at R={sampling.R}")
+    if acs_block is not None and np.shape(acs_block)[1] > 0:
+        from .noise import noise_region
+
+        acs = np.asarray(acs_block)
+        low = np.zeros_like(rec)
+        low[:, sampling.acs_start : sampling.acs_start + acs.shape[1]] = acs
+        outside = noise_region(_images(low), min_pixels=0)
+        if outside.mean() >= 0.05:
+            f_rec = _outside_fraction(_images(rec), outside)
+            f_zf = _outside_fraction(_images(zf), outside)
+            if f_zf > 0:
+                ratio = f_rec / f_zf
+                if ratio > max_alias:
+                    warn.append(f"{name}: {ratio:.0%} of the zero-filled input's aliasing (image energy outside "
+                                f"the object) is still there at R={sampling.R} (sound reconstructions: a few "
+                                "percent): the reconstruction failed to unfold, do not use it")
+    if reference is not None:
+        from .metrics import nmse
+
+        ref = np.sqrt(np.sum(np.abs(_images(np.asarray(reference))) ** 2, axis=0))
+        x = np.sqrt(np.sum(np.abs(_images(rec)) ** 2, axis=0))
+        e = float(nmse(ref, x))
+        if e > max_nmse:
+            warn.append(f"{name}: NMSE {e:.3g} against {reference_label} (> {max_nmse:g}): the reconstruction "
+                        "failed")
+    return warn
+
+
+# ----------------------------------------------------------------------------- memory
+
+_RAKI_WIDTHS = (128, 64)
+_RAKI_KERNELS = ((2, 5), (1, 1), (1, 5))
+
+
+def memory_breakdown(shape: Sequence[int], method: str = "grappa", R: int = 4, gfactor: str = "analytic", *,
+                     acs: int = 24, slices: int = 1, itemsize: int = 8, widths: Sequence[int] = _RAKI_WIDTHS,
+                     kernels: Sequence[Sequence[int]] = _RAKI_KERNELS, grappa_kernel: Sequence[int] = (2, 5),
+                     mc_chunk: int = 50, band_chunk: int = 8, input_itemsize: int = 16) -> dict:
+    """Peak memory (bytes) per stage of one reconstruction, from the shapes alone.
+
+    A model, not a measurement: every term counts the arrays of that stage with a
+    factor 2-4 for temporaries; expect the truth within a factor of ~2.
+
+    * ``input``: all slices as loaded (complex128, ``input_itemsize``) plus 6 work copies
+      of one slice (whitened, zero-filled, reduced, reconstructed k-space, coil images, image-space recon);
+    * ``method``: GRAPPA: the ACS source matrix ``(acs-kh+1)Nx x Nc kh kw`` and its targets (x3);
+      RAKI: parameters with Adam moments (x4), the training activations on the ACS
+      (``sum(widths) acs Nx``, x4 for the backward pass) and the inference activations on
+      the reduced grid (``max(widths) Y Nx``, x2);
+    * ``gfactor``: ``analytic``: the per-pixel coil covariance ``Nc^2 Ny Nx`` (x3; for RAKI
+      plus the band chunk ``band_chunk Nx cin kh kw max(widths)``); ``montecarlo``: one chunk
+      of replicas through the method (``mc_chunk`` times the inference activations plus
+      ``Nc Ny Nx``, x2); ``autodiff``: the dense real Jacobian ``(2 Nc Ny Nx) x (2 Nc Y Nx)`` (x2);
+      ``none``: 0.
+
+    Args:
+        shape: ``(Nc, Ny, Nx)`` of one slice.
+        method: ``"grappa"`` or ``"raki"``.
+        R: acceleration.
+        gfactor: ``"analytic"``, ``"montecarlo"``, ``"autodiff"`` or ``"none"``.
+        acs: ACS lines.
+        slices: slices held in memory (the input).
+        itemsize: bytes per complex work element (8 complex64, 16 complex128).
+        widths, kernels: RAKI hidden widths and kernel sizes.
+        grappa_kernel: GRAPPA kernel ``(kh, kw)`` in acquired lines x readout.
+        mc_chunk: replicas per Monte Carlo chunk.
+        band_chunk: reduced rows per chunk of the analytic RAKI bands.
+        input_itemsize: bytes per complex input element as loaded.
+
+    Returns:
+        ``{"input": .., "method": .., "gfactor": .., "peak": ..}`` in bytes; ``peak`` is
+        ``input + max(method, gfactor)`` (the stages run one after the other).
+
+    Raises:
+        ValueError: unknown method or g-factor, bad shape.
+    """
+    if len(shape) != 3 or min(int(s) for s in shape) < 1:
+        raise ValueError(f"shape must be (Nc, Ny, Nx) with positive sizes, got {tuple(shape)}")
+    nc, ny, nx = (int(s) for s in shape)
+    if method not in ("grappa", "raki"):
+        raise ValueError(f"method must be 'grappa' or 'raki', got {method!r}")
+    if gfactor not in ("analytic", "montecarlo", "autodiff", "none"):
+        raise ValueError(f"gfactor must be analytic, montecarlo, autodiff or none, got {gfactor!r}")
+    R = max(int(R), 1)
+    Y = -(-ny // R)
+    pix = nc * ny * nx
+    out = {"input": int(slices) * pix * input_itemsize + 6 * pix * itemsize}
+    if method == "grappa" or R == 1:
+        kh, kw = grappa_kernel
+        rows = max(acs - (kh - 1) * R, 1) * nx
+        out["method"] = 3 * rows * nc * (kh * kw + (R - 1)) * itemsize
+        act = nc * Y * nx
+    else:
+        chans = [nc, *widths, (R - 1) * nc]
+        params = sum(ci * co * kh * kw for ci, co, (kh, kw) in zip(chans[:-1], chans[1:], kernels))
+        train = 4 * sum(chans[1:]) * acs * nx
+        act = max(chans[1:]) * Y * nx
+        out["method"] = (4 * params + train + 2 * act) * itemsize
+    if gfactor == "none":
+        out["gfactor"] = 0
+    elif gfactor == "analytic":
+        g = 3 * nc * nc * ny * nx
+        if method == "raki" and R > 1:
+            kh, kw = kernels[0]
+            g += band_chunk * nx * nc * kh * kw * max(widths)
+        out["gfactor"] = g * itemsize
+    elif gfactor == "montecarlo":
+        out["gfactor"] = 2 * mc_chunk * (act + pix) * itemsize
+    else:
+        out["gfactor"] = 2 * (2 * pix) * (2 * nc * Y * nx) * (itemsize // 2)
+    out["peak"] = out["input"] + max(out["method"], out["gfactor"])
+    return out
+
+
+def estimate_memory_bytes(shape: Sequence[int], method: str = "grappa", R: int = 4, gfactor: str = "analytic",
+                          **kw) -> int:
+    """Peak memory estimate (bytes) of a run; see :func:`memory_breakdown` for the model and arguments."""
+    return int(memory_breakdown(shape, method, R, gfactor, **kw)["peak"])
