@@ -163,3 +163,26 @@ def gfactor_summary(g, mask=None) -> dict:
         "gfactor_p95": float(np.percentile(v, 95)),
         "gfactor_max": float(v.max()),
     }
+
+
+def gfactor_comparison(g_reference, g_other, mask=None, *, replicas: int | None = None) -> dict:
+    """How a g-factor map (e.g. Monte Carlo) compares with a reference map (e.g. analytic).
+
+    Returns the other map's ``gfactor_mean``/``gfactor_max``, the mean and RMS of the
+    relative difference ``(g_other - g_reference) / g_reference`` in the mask and, with
+    ``replicas``, the relative standard deviation expected of a Monte Carlo g from that many
+    replicas, ``1 / (2 sqrt(M))`` (the std of a sample standard deviation, halved by the
+    square root in ``g``).
+    """
+    a, b = np.asarray(g_reference, float), np.asarray(g_other, float)
+    m = np.ones(a.shape, bool) if mask is None else np.asarray(mask, bool)
+    rel = (b[m] - a[m]) / a[m]
+    out = {
+        "gfactor_mean": float(b[m].mean()),
+        "gfactor_max": float(b[m].max()),
+        "mean_rel_difference_vs_analytic": float(rel.mean()),
+        "rms_rel_difference_vs_analytic": float(np.sqrt(np.mean(rel**2))),
+    }
+    if replicas is not None:
+        out.update(replicas=int(replicas), expected_rel_std=float(1 / (2 * np.sqrt(replicas))))
+    return out

@@ -1,11 +1,11 @@
-"""Run folders: ``results.h5``, ``metrics.json``, ``config.json`` and figures.
+"""Run folders: ``results.h5``, ``metrics.json``, ``config.json``, figures, atomically.
 
 Layout of a run folder (DESIGN.md, binding names)::
 
-    results.h5     reference (ky,kx) RSS of the fully sampled input
+    results.h5     reference (ky,kx) RSS of the fully sampled input (retrospective only)
                    recon (ky,kx) coil-combined reconstruction (= RSS of the coil images)
                    recon_kspace (coil,ky,kx) reconstructed coil k-space
-                   gfactor (ky,kx) when a g-factor was asked for
+                   gfactor (ky,kx) when a g-factor was asked for; snr (ky,kx) when known
                    mask (ky,) sampled phase-encoding lines (regular lines and ACS)
                    attributes ``support_packbits``/``support_shape``: the (ky,kx) support
                    of the metrics, ``np.unpackbits(bits)[:ky*kx].reshape(ky, kx)``
@@ -14,39 +14,54 @@ Layout of a run folder (DESIGN.md, binding names)::
                    rakijax version, command line, and the list of files written
     *.png          figures
 
-Every file is written atomically (a temporary file in the same folder, then
-``os.replace``), so an interrupted run never leaves a half-written file behind.
-Existing output is never silently overwritten: :func:`create_run_dir` refuses a
-non-empty folder unless ``overwrite=True``, and then removes only files that a
-previous rakijax run recorded as its own outputs (``config.json["outputs"]``)
-plus the fixed result names; anything else in the folder is left alone.
+**Nothing a user saved is lost.** :func:`check_run_dir` refuses, before any work, a
+non-empty folder without ``overwrite``, a path that is a file, and a place that cannot be
+written. :func:`run_folder` stages the whole run in a temporary sibling folder and only
+then puts it in place: a new folder is one ``rename``; an existing one (``overwrite``) is
+swapped in with one atomic exchange (Linux ``renameat2(RENAME_EXCHANGE)``, else two
+renames) after hard-linking the user's own files (anything a previous rakijax run did not
+record as its output) into the staged folder. SIGINT is deferred while the run is put in
+place, so an interrupt leaves either the old folder or the complete new one. Files and
+folders get the user's umask (not the 0600/0700 of temporary files).
+
+:func:`atomic_write` is the one atomic single-file writer (sweep shards and experiment
+tables use it too); :func:`environment` the one record of versions and devices.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import platform
+import shutil
+import signal
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
+
+from .config import jsonable
 
 __all__ = [
     "RESULT_FILES",
     "OutputExistsError",
     "check_run_dir",
-    "create_run_dir",
-    "atomic_path",
+    "run_folder",
+    "atomic_write",
     "write_json",
     "write_results_h5",
+    "read_results_h5",
     "save_figure",
     "environment",
     "write_run",
-    "read_results_h5",
 ]
 
 #: Files every run writes (always ours).
@@ -57,105 +72,62 @@ class OutputExistsError(FileExistsError):
     """The output folder exists and is not empty (and ``overwrite`` was not given)."""
 
 
-def check_run_dir(path, overwrite: bool = False) -> Path:
-    """Validate an output folder without creating it (call before long work).
+# ----------------------------------------------------------------------------- permissions
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
-    Raises:
-        OutputExistsError: ``path`` is a non-empty folder and ``overwrite`` is False.
-        NotADirectoryError: ``path`` exists and is not a folder.
+
+def _fix_mode(path: Path, directory: bool = False) -> None:
+    """Give a file made by ``tempfile`` (0600/0700) the mode the user's umask asks for."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+# ----------------------------------------------------------------------------- single files
+def atomic_write(path, write: Callable[[Any], None], mode: str = "w") -> Path:
+    """Write ``path`` atomically: ``write(f)`` into a temporary file beside it, then ``os.replace``.
+
+    The file exists completely or not at all, with the user's umask.
     """
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise NotADirectoryError(f"output path {str(p)!r} exists and is not a folder")
-    if p.is_dir() and any(p.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"output folder {str(p)!r} exists and is not empty; choose another --out or pass --overwrite"
-        )
-    return p
-
-
-def _previous_outputs(p: Path) -> list[str]:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        cfg = json.loads((p / "config.json").read_text())
-        names = cfg.get("outputs", [])
-    except (OSError, ValueError, AttributeError):
-        return []
-    return [n for n in names if isinstance(n, str) and n == os.path.basename(n) and n not in ("", ".", "..")]
-
-
-def create_run_dir(path, overwrite: bool = False) -> Path:
-    """Create (or, with ``overwrite``, reuse) an output folder.
-
-    With ``overwrite=True`` on an existing folder, the files of a previous rakijax run
-    (the fixed :data:`RESULT_FILES` and whatever its ``config.json`` lists under
-    ``outputs``) are removed so that no stale result survives; no other file is touched.
-
-    Raises:
-        OutputExistsError: non-empty folder without ``overwrite``.
-        NotADirectoryError: ``path`` is a file.
-    """
-    p = check_run_dir(path, overwrite)
-    if p.is_dir() and overwrite:
-        for name in set(_previous_outputs(p)) | set(RESULT_FILES):
-            f = p / name
-            if f.is_file() and not f.is_symlink():
-                f.unlink()
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
-@contextmanager
-def atomic_path(target):
-    """Yield a temporary path beside ``target``; on success move it onto ``target``."""
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix="." + target.name + ".", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        _fix_mode(Path(tmp))
+        os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return path
 
 
 def write_json(path, obj: Mapping[str, Any]) -> Path:
     """Write ``obj`` as indented JSON atomically (NaN/Inf become ``null``)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_clean(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
-    return Path(path)
+    text = json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n"
+    return atomic_write(path, lambda f: f.write(text))
 
 
-def _clean(x):
-    if isinstance(x, Mapping):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if np.isfinite(x) else None
-    if x is None or isinstance(x, str):
-        return x
-    return str(x)
+def write_results_h5(path, *, recon, recon_kspace, mask, reference=None, gfactor=None, snr=None, support=None,
+                     attrs=None) -> Path:
+    """Write ``results.h5`` with the DESIGN.md datasets, atomically.
 
-
-def write_results_h5(path, *, reference, recon, recon_kspace, mask, gfactor=None, support=None, attrs=None) -> Path:
-    """Write ``results.h5`` with exactly the DESIGN.md datasets, atomically.
+    One slice: ``recon`` (ky, kx), ``recon_kspace`` (coil, ky, kx), ``mask`` (ky,); a
+    multi-slice run adds a leading slice axis to every dataset.
 
     Args:
-        reference: (ky, kx) real RSS of the fully sampled input.
-        recon: (ky, kx) coil-combined reconstruction (real, non-negative).
-        recon_kspace: (coil, ky, kx) complex reconstructed k-space.
-        mask: (ky,) bool sampled lines.
-        gfactor: (ky, kx) g-factor map or ``None`` (then no ``gfactor`` dataset).
-        support: optional (ky, kx) bool support of the metrics, stored bit-packed as the
-            file attributes ``support_packbits`` and ``support_shape`` (the dataset
-            list stays exactly DESIGN's).
+        recon: real coil-combined reconstruction.
+        recon_kspace: complex reconstructed k-space.
+        mask: bool sampled lines.
+        reference: RSS of the fully sampled input, or ``None`` (accelerated input).
+        gfactor, snr: maps like ``recon``, or ``None`` (then not written).
+        support: optional bool support of the metrics, stored bit-packed as the file
+            attributes ``support_packbits`` and ``support_shape``.
         attrs: optional file attributes (strings/numbers).
 
     Raises:
@@ -163,32 +135,34 @@ def write_results_h5(path, *, reference, recon, recon_kspace, mask, gfactor=None
     """
     import h5py
 
-    reference, recon = np.asarray(reference), np.asarray(recon)
-    recon_kspace, mask = np.asarray(recon_kspace), np.asarray(mask, dtype=bool)
-    if reference.ndim != 2 or recon.shape != reference.shape:
-        raise ValueError(f"reference {reference.shape} and recon {recon.shape} must be the same (ky, kx)")
-    if recon_kspace.ndim != 3 or recon_kspace.shape[1:] != reference.shape:
-        raise ValueError(f"recon_kspace {recon_kspace.shape} must be (coil, {reference.shape[0]}, {reference.shape[1]})")
-    if mask.shape != (reference.shape[0],):
-        raise ValueError(f"mask {mask.shape} must be ({reference.shape[0]},)")
-    if gfactor is not None and np.shape(gfactor) != reference.shape:
-        raise ValueError(f"gfactor {np.shape(gfactor)} must be {reference.shape}")
-    if support is not None and np.shape(support) != reference.shape:
-        raise ValueError(f"support {np.shape(support)} must be {reference.shape}")
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("reference", data=np.real(reference))
-            f.create_dataset("recon", data=np.real(recon))
-            f.create_dataset("recon_kspace", data=recon_kspace)
-            if gfactor is not None:
-                f.create_dataset("gfactor", data=np.asarray(gfactor, dtype=np.float64))
-            f.create_dataset("mask", data=mask)
+    recon, recon_kspace, mask = np.asarray(recon), np.asarray(recon_kspace), np.asarray(mask, dtype=bool)
+    img = recon.shape
+    if recon.ndim not in (2, 3) or recon_kspace.shape[:-3] + recon_kspace.shape[-2:] != img:
+        raise ValueError(f"recon {img} and recon_kspace {recon_kspace.shape} must be (ky, kx) and (coil, ky, kx)")
+    if mask.shape != img[:-1]:
+        raise ValueError(f"mask {mask.shape} must be {img[:-1]}")
+    maps = {"reference": reference, "gfactor": gfactor, "snr": snr, "support": support}
+    for name, v in maps.items():
+        if v is not None and np.shape(v) != img:
+            raise ValueError(f"{name} {np.shape(v)} must be {img}")
+
+    def write(f):
+        with h5py.File(f, "w") as h:
+            if reference is not None:
+                h.create_dataset("reference", data=np.real(np.asarray(reference)))
+            h.create_dataset("recon", data=np.real(recon))
+            h.create_dataset("recon_kspace", data=recon_kspace)
+            for name in ("gfactor", "snr"):
+                if maps[name] is not None:
+                    h.create_dataset(name, data=np.asarray(maps[name], dtype=np.float64))
+            h.create_dataset("mask", data=mask)
             if support is not None:  # bit-packed: attributes must stay small (< 64 KiB)
-                f.attrs["support_packbits"] = np.packbits(np.asarray(support, bool).ravel())
-                f.attrs["support_shape"] = np.asarray(reference.shape, dtype=np.int64)
+                h.attrs["support_packbits"] = np.packbits(np.asarray(support, bool).ravel())
+                h.attrs["support_shape"] = np.asarray(img, dtype=np.int64)
             for k, v in (attrs or {}).items():
-                f.attrs[k] = v
-    return Path(path)
+                h.attrs[k] = v
+
+    return atomic_write(path, write, mode="wb")
 
 
 def read_results_h5(path) -> dict:
@@ -208,52 +182,169 @@ def save_figure(fig, path, dpi: int = 120) -> Path:
     """Save a matplotlib Figure as PNG atomically and close it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+    atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, format="png", bbox_inches="tight"), mode="wb")
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 def environment(argv: Iterable[str] | None = None) -> dict:
-    """Package versions, JAX devices, Python, platform and the command line."""
-    from importlib import metadata
-
-    import rakijax
+    """Package versions, JAX backend/devices, Python, platform and the command line."""
+    import jax
 
     versions = {}
-    for pkg in ("jax", "jaxlib", "flax", "optax", "numpy", "h5py", "scipy", "matplotlib"):
+    for pkg in ("rakijax", "jax", "jaxlib", "flax", "optax", "numpy", "h5py", "scipy", "matplotlib"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    try:
-        import jax
-
-        devices = [str(d) for d in jax.devices()]
-        backend = jax.default_backend()
-        x64 = bool(jax.config.jax_enable_x64)
-    except Exception as e:  # pragma: no cover - environment without a working backend
-        devices, backend, x64 = [f"unavailable: {e}"], None, None
     return {
-        "rakijax_version": rakijax.__version__,
+        "rakijax_version": versions["rakijax"],
         "versions": versions,
-        "jax_devices": devices,
-        "jax_backend": backend,
-        "jax_x64": x64,
+        "jax_backend": jax.default_backend(),
+        "jax_devices": [str(d) for d in jax.devices()],
+        "jax_x64": bool(jax.config.jax_enable_x64),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "command_line": list(sys.argv if argv is None else argv),
     }
 
 
+# ----------------------------------------------------------------------------- run folders
+def _nearest_existing(p: Path) -> Path:
+    p = p.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_run_dir(path, overwrite: bool = False) -> Path:
+    """Check, before any long work, that a run can be written to ``path``.
+
+    Raises:
+        OutputExistsError: ``path`` is a non-empty folder and ``overwrite`` is False.
+        NotADirectoryError: ``path`` (or a parent) exists and is not a folder.
+        PermissionError: the folder or the nearest existing parent cannot be written.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise NotADirectoryError(f"output path {str(p)!r} exists and is not a folder")
+    if p.is_dir() and any(p.iterdir()) and not overwrite:
+        raise OutputExistsError(f"output folder {str(p)!r} exists and is not empty; choose another --out or pass --overwrite")
+    base = _nearest_existing(p.parent)
+    if not base.is_dir():
+        raise NotADirectoryError(f"cannot create output folder {str(p)!r}: {str(base)!r} is not a folder")
+    try:  # the staging folder is a sibling of the run folder: test exactly that
+        tempfile.TemporaryDirectory(dir=base, prefix=".rakijax-check-").cleanup()
+    except OSError as e:
+        raise PermissionError(f"cannot write the output folder {str(p)!r}: {str(base)!r} is not writable ({e.strerror})") from None
+    return p
+
+
+def _previous_outputs(p: Path) -> set[str]:
+    try:
+        names = json.loads((p / "config.json").read_text()).get("outputs", [])
+    except (OSError, ValueError, AttributeError):
+        names = []
+    ok = {n for n in names if isinstance(n, str) and n == os.path.basename(n) and n not in ("", ".", "..")}
+    return ok | set(RESULT_FILES)
+
+
+def _link_user_files(old: Path, new: Path) -> None:
+    """Hard-link (copy where linking fails) what is not a rakijax output from ``old`` into ``new``."""
+    ours = _previous_outputs(old)
+    for item in old.iterdir():
+        if item.name in ours or (new / item.name).exists():
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.copytree(item, new / item.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(item, new / item.name, follow_symlinks=False)
+
+
+def _link_or_copy(src, dst, *, follow_symlinks: bool = True):
+    if Path(src).is_symlink():
+        os.symlink(os.readlink(src), dst)
+        return dst
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=follow_symlinks)
+    return dst
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
+
+
+@contextmanager
+def _sigint_deferred():
+    """Hold a SIGINT until the block is done (main thread only), then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+    old = signal.signal(signal.SIGINT, lambda *a: got.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if got:
+            raise KeyboardInterrupt
+
+
+def _put_in_place(stage: Path, target: Path) -> None:
+    with _sigint_deferred():
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(stage, target)
+            return
+        _link_user_files(target, stage)
+        if _exchange(stage, target):
+            shutil.rmtree(stage, ignore_errors=True)  # now holds the old run
+            return
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.rename(target, old)
+        os.rename(stage, target)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def run_folder(path, overwrite: bool = False):
+    """Stage a run folder and put it in place atomically when the block succeeds.
+
+    Yields the staging folder (write every file of the run into it). On an exception or
+    interrupt the staging folder is removed and ``path`` is left as it was; on success
+    the staged run replaces ``path`` (see the module docstring).
+    """
+    target = check_run_dir(path, overwrite).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    _fix_mode(stage, directory=True)
+    try:
+        yield stage
+        _put_in_place(stage, target)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
 def write_run(out, *, arrays: Mapping[str, Any], metrics: Mapping, config: Mapping,
-              figures: Mapping[str, Any] | None = None, argv=None,
-              extra_outputs: Iterable[str] = ()) -> list[str]:
-    """Write a complete run folder (the folder must already exist, see :func:`create_run_dir`).
+              figures: Mapping[str, Any] | None = None, argv=None, extra_outputs: Iterable[str] = ()) -> list[str]:
+    """Write the files of a run into ``out`` (normally the folder of :func:`run_folder`).
 
     Args:
-        out: the run folder.
+        out: the (staging) run folder.
         arrays: keyword arguments of :func:`write_results_h5`.
         metrics: written to ``metrics.json``.
         config: the resolved configuration (``seed`` included); the environment
@@ -266,15 +357,12 @@ def write_run(out, *, arrays: Mapping[str, Any], metrics: Mapping, config: Mappi
         The file names written (relative to ``out``).
     """
     out = Path(out)
-    written = []
+    names = []
     for name, fig in (figures or {}).items():
         save_figure(fig, out / name)
-        written.append(name)
+        names.append(name)
     write_results_h5(out / "results.h5", **arrays)
     write_json(out / "metrics.json", metrics)
-    written = ["results.h5", "metrics.json"] + written + list(extra_outputs) + ["config.json"]
-    cfg = dict(config)
-    cfg.update(environment(argv))
-    cfg["outputs"] = written
-    write_json(out / "config.json", cfg)  # last: its presence marks a complete run
+    written = ["results.h5", "metrics.json", *names, *extra_outputs, "config.json"]
+    write_json(out / "config.json", {**config, **environment(argv), "outputs": written})
     return written

@@ -2,7 +2,7 @@
 
 One Dask task per shape group (input, R, ACS): the worker trains the group with
 vmap and returns the finished points' rows and arrays; the client writes each
-shard atomically as its group completes (:func:`rakijax.sweep.write_shard`), so
+shard atomically as its group completes (:func:`rakijax.sweep.runner.write_shard`), so
 workers need no shared file system, and the resume logic is that of the local
 runner (finished points are skipped, unfinished groups retrained whole).
 
@@ -18,7 +18,10 @@ import logging
 import time
 from pathlib import Path
 
-from .sweep import GroupFn, SweepSpec, _write_run_info, environment, finished_ids, point_id, raki_group, write_shard
+from ..results import environment
+from .group import GroupFn, raki_group
+from .runner import finished_ids, write_run_info, write_shard
+from .spec import SweepSpec, point_id
 
 __all__ = ["run_dask", "run_group"]
 
@@ -61,7 +64,7 @@ def run_dask(spec: SweepSpec, out: str | Path, *, scheduler: str | None = None, 
     from dask.distributed import Client, LocalCluster, as_completed
 
     out = Path(out)
-    _write_run_info(out, spec, "dask")
+    write_run_info(out, spec, "dask")
     done = finished_ids(out)
     jobs = []
     for group in spec.groups():

@@ -1,0 +1,7 @@
+"""``python -m rakijax`` = the ``rakijax`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""Step 3 of the pipeline: measure a reconstruction and analyse its noise.
+
+* :func:`image_metrics`: NMSE, PSNR, SSIM of the combined image against the fully sampled
+  reference in the object support (and NMSE over the whole image), and the high-frequency
+  gain
+
+      hf_gain = Re <k_ref, k_rec>_B / <k_ref, k_ref>_B ,   hf_loss = 1 - hf_gain,
+
+  the least-squares amplitude of the reference k-space inside the reconstructed k-space
+  over the band ``B`` of *interpolated lines outside the ACS block* (all coils and readout
+  points; the reference is the noise-free k-space when the data carry it). Noise and
+  aliasing residuals are uncorrelated with the reference and average out of the numerator,
+  so ``hf_gain`` measures the attenuation of high spatial frequencies only: 1 = no contrast
+  loss, < 1 = blurring (the Tikhonov-like side of a low negative slope; Dawood 2024).
+* :func:`gfactor`: the g-factor map, ``g = sqrt(var_recon) / (sqrt(p^H Psi p) sqrt(R))``
+  (DESIGN.md), computed in the work basis (covariance ``Psi_w``, weights ``p_w``):
+  ``"analytic"`` (:meth:`rakijax.methods.Method.analytic_gfactor`: exact linear response),
+  ``"montecarlo"`` (pseudo-replicas of the actual, possibly nonlinear, reconstruction with
+  noise of covariance ``mc_noise_scale**2 Psi`` on the acquired samples; Robson 2008) or
+  ``"autodiff"`` (dense ``jax.jacfwd`` of the reconstruction; small grids only).
+* :func:`image_space_error`: ``||x_image_space - x_kspace|| / ||x_kspace||`` of the coil
+  images (Dawood 2024: the two agree to float precision with circular k-space edges).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import metrics as mt
+from ..config import ReconConfig
+from ..fft import ifft2c
+from ..gfactor import GFactorResult, gfactor_from_cov, gfactor_from_variance, jacobian_cov, monte_carlo_variance
+from ..methods import Method
+from .prepare import Prepared, check_autodiff, rss
+from .reconstruct import Reconstruction
+
+__all__ = ["image_metrics", "hf_gain", "gfactor", "image_space_error"]
+
+log = logging.getLogger(__name__)
+
+
+def hf_gain(prep: Prepared, rec: Reconstruction) -> float:
+    """``Re <k_ref, k_rec>_B / <k_ref, k_ref>_B`` over the interpolated lines outside the ACS."""
+    band = ~prep.sampling.mask(include_acs=True)
+    ref = prep.kspace_ref[:, band, :]
+    return float(jnp.real(jnp.vdot(ref, rec.kspace[:, band, :])) / jnp.sum(jnp.abs(ref) ** 2))
+
+
+def image_metrics(prep: Prepared, rec: Reconstruction) -> dict:
+    """NMSE/PSNR/SSIM in the support, whole-image NMSE and ``hf_gain``/``hf_loss``.
+
+    Empty without a fully sampled reference (accelerated input).
+    """
+    if prep.reference is None:
+        return {}
+    ref, img, sup = prep.reference, rec.image, prep.support
+    m = {
+        "nmse": float(mt.nmse(ref, img, sup)),
+        "psnr": float(mt.psnr(ref, img, sup)),
+        "ssim": float(mt.ssim(ref, img, sup)),
+        "nmse_full_image": float(mt.nmse(ref, img)),
+    }
+    if prep.sampling.R > 1 and prep.kspace_ref is not None:
+        gain = hf_gain(prep, rec)
+        m.update(hf_gain=gain, hf_loss=1.0 - gain)
+    return m
+
+
+def gfactor(prep: Prepared, method: Method, kernels, rec: Reconstruction, cfg: ReconConfig,
+            kind: str | None = None) -> GFactorResult:
+    """g-factor map of a reconstruction (``kind`` defaults to ``cfg.gfactor``).
+
+    Raises:
+        ValueError: an unknown kind, or one that cannot run on this grid.
+    """
+    kind = kind or cfg.gfactor
+    s, u, p_w = prep.sampling, prep.reduced, rec.p_work
+    psi_w = jnp.asarray(prep.psi_work, u.dtype)
+    if kind == "analytic":
+        s.require_periodic("the analytic g-factor", "use the Monte Carlo g-factor or crop ky")
+        return method.analytic_gfactor(kernels, u, s, psi=psi_w, p=p_w, linearisation=cfg.linearisation)
+    if kind == "autodiff":
+        check_autodiff(rec.kspace.shape, s.R, cfg.autodiff_max_gib, jnp.real(u).dtype.itemsize)
+        cov = jacobian_cov(lambda v: ifft2c(method.apply(kernels, v, s)), u, psi_w)
+        return GFactorResult(gfactor_from_cov(cov, p_w, psi_w, s.R), cov, None, p_w, None)
+    if kind == "montecarlo":
+        var = monte_carlo_variance(
+            kernels, u, s, method.slope, psi=psi_w, p=p_w, key=jax.random.PRNGKey(cfg.seed + 1),
+            replicas=cfg.replicas, noise_scale=cfg.mc_noise_scale, chunk=cfg.mc_chunk, progress=cfg.progress,
+        )
+        return GFactorResult(gfactor_from_variance(var, p_w, psi_w, s.R), None, None, p_w, None)
+    raise ValueError(f"g-factor method must be analytic, montecarlo or autodiff, got {kind!r}")
+
+
+def image_space_error(prep: Prepared, method: Method, kernels, rec: Reconstruction):
+    """``(rel_error, rss_image)`` of the image-space reconstruction, or ``(None, None)`` when
+    the image-space form is undefined (``Ny % R != 0``)."""
+    if not prep.sampling.periodic:
+        log.info("image-space form skipped: Ny=%d is not a multiple of R=%d", prep.sampling.ny, prep.sampling.R)
+        return None, None
+    x_img = method.image_space(kernels, prep.reduced, prep.sampling)
+    x_k = ifft2c(rec.kspace_work)
+    rel = float(jnp.linalg.norm(x_img - x_k) / jnp.linalg.norm(x_k))
+    return rel, rss(prep.to_scanner(x_img))
