@@ -108,7 +108,8 @@ def write_fastmri(path, kspace, *, mask=None, padding=(0, 0), fov_mm=(220.0, 440
             ``(S, Nc, Nx, Ny + pad_left + pad_right)`` with zero padding columns.
         mask: (Ny,) acquired lines (padded with zeros like the k-space), or None.
         padding: ``(pad_left, pad_right)`` zero ky columns.
-        fov_mm: encoded field of view ``(fy, fx, fz)`` of the unpadded grid, mm.
+        fov_mm: encoded field of view ``(fy, fx, fz)`` in mm (zero padding of
+            k-space leaves it unchanged).
         recon_matrix: ``(x, y)`` reconstruction matrix (default ``(Nx // 2, Ny)``).
         attrs: file attributes (e.g. ``acceleration``, ``num_low_frequency``).
     """
@@ -126,12 +127,12 @@ def write_fastmri(path, kspace, *, mask=None, padding=(0, 0), fov_mm=(220.0, 440
     stored[..., pl : pl + ny] = np.swapaxes(k, -1, -2)
     fy, fx, fz = fov_mm
     rx, ry = recon_matrix if recon_matrix is not None else (nx // 2, ny)
-    fy_pad = fy * width / ny  # the padded grid has the same line spacing
+    # padding adds k-space lines at the same spacing: the field of view is unchanged
     xml = f"""<?xml version="1.0" encoding="utf-8"?>
 <ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">
  <encoding>
   <encodedSpace><matrixSize><x>{nx}</x><y>{width}</y><z>1</z></matrixSize>
-   <fieldOfView_mm><x>{fx}</x><y>{fy_pad}</y><z>{fz}</z></fieldOfView_mm></encodedSpace>
+   <fieldOfView_mm><x>{fx}</x><y>{fy}</y><z>{fz}</z></fieldOfView_mm></encodedSpace>
   <reconSpace><matrixSize><x>{rx}</x><y>{ry}</y><z>1</z></matrixSize>
    <fieldOfView_mm><x>{fx / 2}</x><y>{fy}</y><z>{fz}</z></fieldOfView_mm></reconSpace>
   <encodingLimits>
