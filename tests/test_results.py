@@ -1,6 +1,8 @@
 """Run folder (results.py) and figures (plotting.py): layout, atomic writes, no data loss."""
 
 import json
+import os
+import stat
 
 import h5py
 import numpy as np
@@ -24,33 +26,74 @@ def _arrays(ny=12, nx=10, nc=3, g=True):
     }
 
 
-def test_create_run_dir_refuses_nonempty(tmp_path):
+def _write(out, overwrite=False, figures=None, metrics=None):
+    with results.run_folder(out, overwrite) as stage:
+        return results.write_run(stage, arrays=_arrays(), metrics=metrics or {"nmse": 0.1}, config={"seed": 0},
+                                 figures=figures or {})
+
+
+def test_check_run_dir_refusals(tmp_path):
     out = tmp_path / "new" / "run"
-    assert results.create_run_dir(out).is_dir()  # parents created
-    results.create_run_dir(out)  # existing but empty: fine
+    assert results.check_run_dir(out) == out  # not created by the check
+    assert not out.exists()
+    out.mkdir(parents=True)
+    results.check_run_dir(out)  # existing but empty: fine
     (out / "x.txt").write_text("user")
-    with pytest.raises(results.OutputExistsError, match="not empty"):
-        results.create_run_dir(out)
-    with pytest.raises(results.OutputExistsError, match="--overwrite"):
+    with pytest.raises(results.OutputExistsError, match="not empty.*--overwrite"):
         results.check_run_dir(out)
+    results.check_run_dir(out, overwrite=True)
     f = tmp_path / "file"
     f.write_text("")
     with pytest.raises(NotADirectoryError, match="not a folder"):
-        results.create_run_dir(f, overwrite=True)
+        results.check_run_dir(f, overwrite=True)
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        results.check_run_dir(f / "sub")  # --out a_file/sub: refused before any work
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        with pytest.raises(PermissionError, match="not writable"):
+            results.check_run_dir(ro / "run")
+
+
+def test_run_folder_new_and_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        written = _write(tmp_path / "a" / "run")
+    finally:
+        os.umask(old)
+    out = tmp_path / "a" / "run"
+    assert set(written) == {p.name for p in out.iterdir()} == {"results.h5", "metrics.json", "config.json"}
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755  # the umask, not tempfile's 0700/0600
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in out.iterdir())
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["run"]  # no staging folder left
+
+
+def test_failed_run_leaves_old_run_intact(tmp_path):
+    out = tmp_path / "run"
+    _write(out, metrics={"nmse": 0.1})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(RuntimeError):
+        with results.run_folder(out, overwrite=True) as stage:
+            (stage / "metrics.json").write_text("partial")
+            raise RuntimeError("boom")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
 def test_overwrite_replaces_only_our_files(tmp_path):
-    out = results.create_run_dir(tmp_path / "run")
+    out = tmp_path / "run"
     fig = plotting.loss_figure(np.geomspace(1, 1e-3, 20))
-    written = results.write_run(out, arrays=_arrays(), metrics={"nmse": 0.1}, config={"seed": 0},
-                                figures={"old_figure.png": fig})
+    written = _write(out, figures={"old_figure.png": fig})
     assert set(written) == {"results.h5", "metrics.json", "config.json", "old_figure.png"}
     (out / "notes.txt").write_text("keep me")
     (out / "sub").mkdir()
-    results.create_run_dir(out, overwrite=True)
+    (out / "sub" / "data.txt").write_text("mine")
+    _write(out, overwrite=True, metrics={"nmse": 0.2})
     # a previous run's outputs are gone (no stale figure), the user's files stay
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "sub"]
-    assert (out / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "notes.txt", "results.h5", "sub"]
+    assert (out / "notes.txt").read_text() == "keep me" and (out / "sub" / "data.txt").read_text() == "mine"
+    assert json.loads((out / "metrics.json").read_text()) == {"nmse": 0.2}
 
 
 def test_results_h5_exact_layout(tmp_path):
@@ -76,10 +119,12 @@ def test_results_h5_exact_layout(tmp_path):
 def test_atomic_write_leaves_nothing_half(tmp_path):
     target = tmp_path / "metrics.json"
     results.write_json(target, {"a": 1})
+    def boom(f):
+        f.write("partial")
+        raise RuntimeError("boom")
+
     with pytest.raises(RuntimeError):
-        with results.atomic_path(target) as tmp:
-            tmp.write_text("partial")
-            raise RuntimeError("boom")
+        results.atomic_write(target, boom)
     assert json.loads(target.read_text()) == {"a": 1}  # old content intact
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left
 
@@ -116,3 +161,49 @@ def test_figures_render(tmp_path):
     fig = plotting.gfactor_comparison_figure({"A": (g, g + 0.5)})
     ims = [ax.get_images()[0] for ax in fig.axes if ax.get_images()]
     assert ims[0].get_clim() == ims[1].get_clim()
+
+
+_CHILD = r"""
+import sys, time
+from pathlib import Path
+import numpy as np
+from rakijax import results
+out, pause = Path(sys.argv[1]), float(sys.argv[2])
+rng = np.random.default_rng(0)
+ref = np.abs(rng.standard_normal((12, 10)))
+arrays = dict(reference=ref, recon=ref, recon_kspace=np.ones((3, 12, 10), complex), mask=np.ones(12, bool))
+print("ready", flush=True)
+with results.run_folder(out, overwrite=True) as stage:
+    results.write_json(stage / "metrics.json", {"nmse": 0.2})
+    print("writing", flush=True)
+    time.sleep(pause)
+    results.write_run(stage, arrays=arrays, metrics={"nmse": 0.2}, config={"seed": 1})
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("when", ["ready", "writing", "done"])
+def test_sigint_during_overwrite_keeps_old_or_complete_new_run(tmp_path, when):
+    """SIGINT to a real process at several points of an --overwrite write: the folder holds the
+    old run or the complete new one, never a mix, never nothing, and no staging folder is left."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    _write(out, metrics={"nmse": 0.1})
+    (out / "notes.txt").write_text("keep me")
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(out), "2"], stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.strip() == when:
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    names = {p.name for p in out.iterdir()}
+    assert names == {"results.h5", "metrics.json", "config.json", "notes.txt"}
+    nmse = json.loads((out / "metrics.json").read_text())["nmse"]
+    cfg = json.loads((out / "config.json").read_text())
+    assert (nmse, cfg["seed"]) in ((0.1, 0), (0.2, 1))  # old or new, consistently
+    assert nmse == (0.2 if when == "done" else 0.1)
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]

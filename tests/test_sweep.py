@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from rakijax import sweep
+from rakijax.cli import build_parser, main, spec_from_args
+from rakijax.pipeline import ky_crop
 from rakijax.sweep import InputSpec, SweepPoint, SweepSpec, point_id
+from rakijax.sweep.tables import TABLE_COLUMNS
 
 
 def fake_group(spec, group, todo):
@@ -122,7 +125,7 @@ def test_collect_table_format(tmp_path):
     rows = sweep.collect(tmp_path)
     with open(tmp_path / "table.csv", newline="") as f:
         header = next(csv.reader(f))
-    assert tuple(header) == sweep.TABLE_COLUMNS
+    assert tuple(header) == TABLE_COLUMNS
     back = sweep.read_table(tmp_path / "table.csv")
     assert len(back) == 72 and back == rows  # exact float round trip (repr)
     # tidy: one row per (point, metric); values equal the closed form
@@ -134,16 +137,16 @@ def test_collect_table_format(tmp_path):
     assert (tmp_path / "summary.md").read_text().count("\n") == 24 + 2
     assert (tmp_path / "sweep_slope.png").stat().st_size > 1000
     info = json.loads((tmp_path / "sweep.json").read_text())
-    assert info["environment"]["devices"] and len(info["points"]) == 24
+    assert info["environment"]["jax_devices"] and len(info["points"]) == 24
     shard = json.loads(next((tmp_path / "shards").glob("*.json")).read_text())
-    assert shard["environment"]["backend"] in ("cpu", "gpu", "tpu", "cuda", "rocm")
+    assert shard["environment"]["jax_backend"] in ("cpu", "gpu", "tpu", "cuda", "rocm")
     npz = np.load(tmp_path / "shards" / f"{shard['point_id']}.npz")
     assert npz["gfactor"].shape == (4, 5)
 
 
 def test_dask_localcluster_equals_local(tmp_path):
     pytest.importorskip("dask.distributed")
-    from rakijax.sweep_dask import run_dask
+    from rakijax.sweep import run_dask
 
     sweep.run(SPEC, tmp_path / "local", group_fn=fake_group)
     sweep.collect(tmp_path / "local", figures=False)
@@ -160,10 +163,10 @@ def test_cli_plan_and_collect(tmp_path, capsys):
     spec = tmp_path / "s.json"
     spec.write_text(json.dumps(SPEC.to_dict()))
     sweep.run(SPEC, tmp_path / "o", group_fn=fake_group, max_points=3)
-    assert sweep.main(["plan", str(spec), "--out", str(tmp_path / "o")]) == 0
+    assert main(["sweep", "plan", str(spec), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert out.count(" done ") == 3 and out.count(" todo ") == 21
-    assert sweep.main(["collect", str(tmp_path / "o"), "--no-figures"]) == 0
+    assert main(["-q", "sweep", "collect", str(tmp_path / "o"), "--no-figures"]) == 0
     assert len(sweep.read_table(tmp_path / "o" / "table.csv")) == 9
 
 
@@ -186,9 +189,9 @@ def test_vmap_over_slope_equals_per_slope_training():
     cfg = raki.RakiConfig(widths=(8, 4), steps=40)  # the experiments' --small network (shared compiles)
     slopes = (0.0, 0.5)
     keys = jnp.stack([jax.random.PRNGKey(0)] * 2)
-    kb, lb = sweep.batched_trainer(2, cfg)(acs, jnp.asarray(slopes), keys)
-    assert sweep.batched_trainer(2, cfg) is sweep.batched_trainer(2, raki.RakiConfig(widths=(8, 4), steps=40))
-    assert sweep.batched_trainer(2, cfg) is not sweep.batched_trainer(3, cfg)
+    kb, lb = sweep.batched_trainer(s, cfg)(acs, jnp.asarray(slopes), keys)
+    assert sweep.batched_trainer(s, cfg) is sweep.batched_trainer(s, raki.RakiConfig(widths=(8, 4), steps=40))
+    assert sweep.batched_trainer(s, cfg) is not sweep.batched_trainer(make_sampling(24, 3, 8), cfg)
     for i, a in enumerate(slopes):
         tr = raki.train(acs, s, cfg, a, key=jax.random.PRNGKey(0))
         # float64: batched and unbatched XLA kernels differ only in summation order (~1e-16
@@ -235,7 +238,7 @@ def test_raki_sweep_point_equals_pipeline(tmp_path):
 def test_ky_crop_keeps_centre_and_divides():
     for ny in range(8, 70):
         for R in range(1, 7):
-            lo, hi = sweep.ky_crop(ny, R)
+            lo, hi = ky_crop(ny, R)
             assert (hi - lo) % R == 0 and hi - lo > ny - R  # the largest such window
             assert ny // 2 - lo == (hi - lo) // 2  # the centre line stays the centre line
 
@@ -243,12 +246,31 @@ def test_ky_crop_keeps_centre_and_divides():
 def test_cli_flags_build_spec(tmp_path):
     spec_file = tmp_path / "s.toml"
     spec_file.write_text('slopes = [0, 1]\nR = [4]\nacs = [24]\n[raki]\nsteps = 7\n')
-    args = sweep.build_parser().parse_args(
-        ["run", str(spec_file), "--out", str(tmp_path / "o"), "--R", "2,3", "--phantom", "24,4", "--seeds", "0,1"])
-    spec = sweep.spec_from_args(args)
+    args = build_parser().parse_args(
+        ["sweep", "run", str(spec_file), "--out", str(tmp_path / "o"), "--R", "2,3", "--phantom", "24,4", "--seeds", "0,1"])
+    spec = spec_from_args(args)
     assert spec.slopes == (0.0, 1.0) and spec.R == (2, 3) and spec.acs == (24,) and spec.seeds == (0, 1)
     assert spec.inputs == (InputSpec(n=24, ncoils=4, seed=0),) and dict(spec.raki) == {"steps": 7}
-    small = sweep.spec_from_args(sweep.build_parser().parse_args(["run", "--out", "x", "--small"]))
-    assert small.R == (2,) and small.acs == (8,) and small.inputs[0].n == 24
+    small = spec_from_args(build_parser().parse_args(["sweep", "run", "--out", "x", "--small"]))
+    assert small.R == (2,) and small.acs == (8,) and small.inputs[0].n == 24 and small.preset == "ci"
     with pytest.raises(SystemExit):  # --workers and --scheduler exclude each other
-        sweep.build_parser().parse_args(["run", "--out", "x", "--workers", "2", "--scheduler", "tcp://h:1"])
+        build_parser().parse_args(["sweep", "run", "--out", "x", "--workers", "2", "--scheduler", "tcp://h:1"])
+
+
+def test_sweep_point_equals_cli_recon(tmp_path):
+    """One sweep point and one `rakijax recon` run of the same file, settings and seed give the
+    same NMSE, SSIM, hf_gain and g mean (the two doors share one reconstruction path; the sweep
+    only batches the training with vmap, which changes the summation order)."""
+    data = TINY.load()
+    f = tmp_path / "scan.npy"
+    np.save(f, data.kspace)
+    spec = SweepSpec(slopes=(0.5,), R=(2,), acs=(8,), seeds=(0,), inputs=(InputSpec("file", path=str(f)),),
+                     preset="ci")
+    sweep.run(spec, tmp_path / "sw")
+    (row,) = sweep.wide(sweep.collect(tmp_path / "sw", figures=False))
+    out = tmp_path / "rec"
+    assert main(["-q", "recon", str(f), "--method", "raki", "--R", "2", "--acs", "8", "--slope", "0.5",
+                 "--preset", "ci", "--seed", "0", "--out", str(out), "--no-figures"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    for k in ("nmse", "ssim", "psnr", "hf_gain", "hf_loss", "gfactor_mean", "gfactor_p95"):
+        assert row[k] == pytest.approx(m[k], rel=1e-6), k  # float64 tests: summation order only

@@ -25,6 +25,7 @@ from .spec import SweepSpec
 from .spec import load_spec
 from .spec import point_id
 from .spec import read_spec_file
+from .tables import TABLE_COLUMNS
 from .tables import collect
 from .tables import plot_slope
 from .tables import read_table
@@ -36,6 +37,7 @@ __all__ = [
     "METRICS",
     "SweepPoint",
     "SweepSpec",
+    "TABLE_COLUMNS",
     "batched_trainer",
     "collect",
     "finished_ids",
