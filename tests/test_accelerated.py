@@ -233,3 +233,17 @@ def test_bad_zero_filled_files_name_the_file(tmp_path, phantom, kind, match):
     with pytest.raises(ValueError, match=match) as e:
         load(f)
     assert str(f) in str(e.value)
+
+
+def test_grappa_on_zero_filled_files_equals_the_retrospective_path(tmp_path, phantom):
+    from rakijax import grappa
+
+    s, k = _zero_filled(phantom, R=4, acs=10)
+    np.save(tmp_path / "acc.npy", k)
+    write_cfl(tmp_path / "acc", np.transpose(k, (2, 1, 0))[:, :, None, :])
+    retro = acquired(KSpaceData(phantom.kspace.astype(np.complex64)), R=4, acs=10)  # fully sampled
+    ref = np.asarray(grappa.apply(grappa.calibrate(retro.acs_block, retro.sampling), retro.reduced, retro.sampling))
+    for name in ("acc.npy", "acc.cfl"):
+        a = acquired(load(tmp_path / name), R=4, acs=10)
+        out = np.asarray(grappa.apply(grappa.calibrate(a.acs_block, a.sampling), a.reduced, a.sampling))
+        np.testing.assert_array_equal(out, ref, err_msg=name)
