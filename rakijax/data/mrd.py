@@ -33,6 +33,10 @@ How acquisitions become :class:`KSpaceData` (one per slice, ``idx.slice``):
 * ``voxel_size`` = encoded field of view / grid size, ``(dy, dx, dz)`` mm.
 
 Navigator, phase-correction, dummy-scan and feedback readouts are skipped.
+
+Siemens TWIX (``.dat``) files are read by converting them to ISMRMRD first with
+``siemens_to_ismrmrd -f meas.dat -o meas.h5`` (the converter sets the calibration and
+noise flags this reader uses); rakijax has no TWIX reader of its own.
 """
 
 from __future__ import annotations
