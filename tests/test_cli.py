@@ -76,7 +76,7 @@ def test_recon_h5_outputs(h5_run, small_files):
     assert {"calibration_s", "apply_s", "gfactor_s"} <= set(m["timings"])
     assert m["gfactor_method"] == "analytic" and m["image_space_rel_error"] < 1e-5
     c = json.loads((out / "config.json").read_text())
-    assert c["seed"] == 0 and c["recon"]["R"] == 2 and c["recon"]["method"] == "grappa" and c["recon"]["slice"] == 1
+    assert c["seed"] == 0 and c["recon"]["R"] == 2 and c["recon"]["method"] == "grappa" and c["slice"] == 1
     for pkg in ("jax", "jaxlib", "flax", "optax", "numpy", "h5py"):
         assert c["versions"][pkg]
     assert c["jax_devices"] and c["rakijax_version"] and c["command_line"][:2] == ["rakijax", "recon"]
@@ -259,42 +259,48 @@ def test_done_when_gfactor_matches_1000_replica_monte_carlo(scan12, tmp_path):
     assert np.abs(rel).max() < 6 * sigma
 
 
-def test_sweep_forwards_to_sweep_main(monkeypatch, capsys):
-    import rakijax.sweep
+def test_sweep_errors_and_flags_anywhere(tmp_path, capsys):
+    """`rakijax sweep` is part of the one argparse tree: its errors are one line with exit 2,
+    and -q/--debug are accepted after the subcommand too."""
+    bad = tmp_path / "s.toml"
+    bad.write_text("foo = 1\n")
+    rc, err = run(["sweep", "run", bad, "--out", tmp_path / "o"], capsys)
+    assert rc == 2 and err.startswith("rakijax: error: unknown sweep keys ['foo']") and err.count("\n") == 1
+    with pytest.raises(ValueError, match="unknown sweep keys"):  # --debug after the subcommand: the traceback
+        cli.main(["sweep", "run", str(bad), "--out", str(tmp_path / "o"), "--debug"])
+    rc, err = run(["recon", tmp_path / "nope.npy", "--out", tmp_path / "o", "-q"], capsys)
+    assert rc == 2 and "no such file" in err
 
-    seen = []
-    monkeypatch.setattr(rakijax.sweep, "main", lambda argv: seen.append(list(argv)) or 0)
-    assert cli.main(["sweep", "run", "--out", "x", "--R", "4"]) == 0
-    assert seen == [["run", "--out", "x", "--R", "4"]]
 
-    def bad(argv):
-        raise ValueError("sweep spec names an unknown parameter 'foo'")
-
-    monkeypatch.setattr(rakijax.sweep, "main", bad)
-    rc, err = run(["sweep", "run"], capsys)
-    assert rc == 2 and err == "rakijax: error: sweep spec names an unknown parameter 'foo'\n"
+def test_checks_before_work(small_files, tmp_path, capsys):
+    """An unwritable --out is refused before loading or reconstructing; flags that do not
+    apply to the chosen g-factor are ignored, not refused."""
+    f = tmp_path / "a_file"
+    f.write_text("")
+    rc, err = run(["recon", small_files["npy"], "--R", "2", "--acs", "12", "--out", f / "sub"], capsys)
+    assert rc == 2 and "not a folder" in err
+    out = tmp_path / "o"
+    rc, err = run(["recon", small_files["npy"], "--R", "2", "--acs", "12", "--gfactor", "none", "--replicas", "0",
+                   "--no-figures", "--out", out], capsys)
+    assert rc == 0, err
 
 
 @pytest.mark.slow  # ~50 s CPU, mostly compilation (RAKI training, analytic RAKI map, Monte Carlo, figures)
 def test_demo_pipeline_and_refusal(tmp_path, monkeypatch, capsys):
     """The demo's whole path on a tiny preset: files, both methods' metrics, MC comparison, refusal."""
-    monkeypatch.setitem(cli.DEMO_SMALL, "n", 32)
-    monkeypatch.setitem(cli.DEMO_SMALL, "ncoils", 6)
-    monkeypatch.setitem(cli.DEMO_SMALL, "raki_steps", 20)
-    monkeypatch.setitem(cli.DEMO_SMALL, "replicas", 10)
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--small", "--out", str(out)]) == 0
+    assert cli.main(["demo", "--preset", "ci", "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"results.h5", "results_grappa.h5", "metrics.json", "config.json", "reconstruction.png", "gfactor.png",
             "gfactor_comparison.png", "image_vs_kspace.png", "training_loss.png"} <= names
     m = json.loads((out / "metrics.json").read_text())
     for method in ("grappa", "raki"):
         assert METRIC_KEYS <= set(m[method]) and m[method]["method"] == method
-        assert m["montecarlo"][method]["replicas"] == 10
+        assert m["montecarlo"][method]["replicas"] == 20  # the ci preset
     assert m["nmse"] == m["raki"]["nmse"]  # top level = the RAKI run in results.h5
     assert m["raki"]["linearisation"] == "true" and m["raki"]["image_space_rel_error"] < 1e-9
     with h5py.File(out / "results.h5", "r") as f:
         assert set(f.keys()) == DATASETS
     capsys.readouterr()
-    rc, err = run(["demo", "--small", "--out", out], capsys)
+    rc, err = run(["demo", "--preset", "ci", "--out", out], capsys)
     assert rc == 2 and "exists and is not empty" in err

@@ -1,0 +1,7 @@
+"""``python -m rakijax.cli`` = the ``rakijax`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
