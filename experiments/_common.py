@@ -3,25 +3,28 @@
 Every experiment writes one run folder ``--out DIR`` holding ``config.json``
 (arguments, resolved settings, package versions, JAX backend and devices),
 its tables (``*.csv`` and ``*.md``) and PNG figures. ``--small`` selects the
-CI-sized setting (a 24x24 4-coil phantom, R=2, 8 ACS lines, a (8, 4)-channel
-RAKI trained for 40 steps): it checks that the script runs, not the science.
+``ci`` preset of :data:`rakijax.config.PRESETS` (a 24x24 4-coil phantom, R=2, 8 ACS lines, an
+(8, 4)-channel RAKI trained for 40 steps): it checks that the script runs, not the science;
+without it the ``paper`` preset (256x256, 16 coils, the paper's network) is used.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-# the CI-sized setting shared by every --small run (so that compiled functions are reused)
-SMALL = dict(n=24, ncoils=4, phantom_seed=3, R=2, acs=8, widths=(8, 4), steps=40)
-# the paper-sized setting
-FULL = dict(n=256, ncoils=16, phantom_seed=0, R=4, acs=24, widths=(128, 64), steps=2000)
+from rakijax import pipeline
+from rakijax.config import preset
+from rakijax.data import brain_phantom
+from rakijax.raki import RakiConfig
+from rakijax.results import atomic_write, environment, save_figure, write_json
+
 
 
 def parser(name: str, doc: str | None) -> argparse.ArgumentParser:
@@ -41,8 +44,10 @@ def parser(name: str, doc: str | None) -> argparse.ArgumentParser:
 
 
 def settings(args) -> dict:
-    """The size settings: ``SMALL`` or ``FULL`` with command-line overrides."""
-    s = dict(SMALL if args.small else FULL)
+    """The size settings of the ``ci`` (``--small``) or ``paper`` preset with command-line overrides."""
+    P = preset("ci" if args.small else "paper")
+    s = dict(n=P.n, ncoils=P.ncoils, phantom_seed=P.phantom_seed, R=P.R, acs=P.acs, widths=P.raki.widths,
+             steps=P.raki.steps, raki=P.raki)
     for k in ("n", "ncoils", "steps", "R", "acs"):
         if isinstance(getattr(args, k, None), int):  # (slope_sweep's --R/--acs are lists: its own)
             s[k] = getattr(args, k)
@@ -51,16 +56,20 @@ def settings(args) -> dict:
     return s
 
 
-def raki_config(s: dict):
-    from rakijax.raki import RakiConfig
-
-    return RakiConfig(widths=tuple(s["widths"]), steps=int(s["steps"]))
+def raki_config(s: dict) -> RakiConfig:
+    """The preset's RAKI configuration with the ``--widths``/``--steps`` overrides."""
+    return dataclasses.replace(s["raki"], widths=tuple(s["widths"]), steps=int(s["steps"]))
 
 
 def phantom(s: dict, **kw):
-    from rakijax.data.synthetic import brain_phantom
-
     return brain_phantom(s["n"], s["ncoils"], seed=s["phantom_seed"], **kw)
+
+
+def timed_gfactor(res, kind: str, **overrides) -> tuple[np.ndarray, float]:
+    """``(g map, seconds)`` of :func:`rakijax.pipeline.gfactor_map`."""
+    t0 = time.perf_counter()
+    g = np.asarray(pipeline.gfactor_map(res, kind, **overrides).g)
+    return g, time.perf_counter() - t0
 
 
 def run_dir(args, name: str) -> Path:
@@ -72,12 +81,6 @@ def run_dir(args, name: str) -> Path:
     return out
 
 
-def environment() -> dict:
-    from rakijax.sweep import environment as env
-
-    return env()
-
-
 def write_config(out: Path, name: str, args, settings: dict, **extra) -> dict:
     cfg = {
         "experiment": name,
@@ -87,7 +90,7 @@ def write_config(out: Path, name: str, args, settings: dict, **extra) -> dict:
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,
     }
-    (out / "config.json").write_text(json.dumps(cfg, indent=1, default=str))
+    write_json(out / "config.json", cfg)
     return cfg
 
 
@@ -100,26 +103,20 @@ def _fmt(v):
 def write_table(out: Path, name: str, rows: list[dict]) -> None:
     """``name.csv`` (full precision) and ``name.md`` (4 significant digits)."""
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out / f"{name}.csv", "w", newline="") as f:
+    def write_csv(f):
         w = csv.writer(f, lineterminator="\n")
         w.writerow(cols)
         for r in rows:
             w.writerow([repr(float(r[c])) if isinstance(r.get(c), (float, np.floating)) else r.get(c, "") for c in cols])
+
+    atomic_write(out / f"{name}.csv", write_csv)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
-    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    atomic_write(out / f"{name}.md", lambda f: f.write("\n".join(lines) + "\n"))
 
 
 def save(fig, out: Path, name: str) -> Path:
-    p = out / f"{name}.png"
-    fig.savefig(p, dpi=100)
-    try:  # pyplot figures must be closed to free memory
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    except Exception:  # noqa: BLE001  (a bare Figure is not registered with pyplot)
-        pass
-    return p
+    return save_figure(fig, out / f"{name}.png", dpi=100)
 
 
 def centre_disk(shape, frac: float = 1 / 16) -> np.ndarray:

@@ -64,12 +64,12 @@ def main(argv=None) -> Path:
         sup = res.support
         ga = np.asarray(res.gfactor)
         maps = {"analytic": (ga, res.timings.get("gfactor_s"))}
-        maps["montecarlo (noise x1)"] = pipeline.gfactor_map(res, "montecarlo", mc_noise_scale=1.0)
+        maps["montecarlo (noise x1)"] = C.timed_gfactor(res, "montecarlo", mc_noise_scale=1.0)
         if method == "raki":
-            maps["montecarlo (noise x0.01)"] = pipeline.gfactor_map(res, "montecarlo", mc_noise_scale=0.01)
-            maps["analytic frozen"] = pipeline.gfactor_map(res, "analytic", linearisation="frozen")
+            maps["montecarlo (noise x0.01)"] = C.timed_gfactor(res, "montecarlo", mc_noise_scale=0.01)
+            maps["analytic frozen"] = C.timed_gfactor(res, "analytic", linearisation="frozen")
         if args.small and args.crop is None:
-            maps["autodiff"] = pipeline.gfactor_map(res, "autodiff")
+            maps["autodiff"] = C.timed_gfactor(res, "autodiff")
         for label, (g, t) in maps.items():
             g = np.asarray(g)
             row = {"method": method, "map": label, **metrics.gfactor_summary(g, sup), "seconds": t}
@@ -89,7 +89,7 @@ def main(argv=None) -> Path:
             ccfg = pipeline.ReconConfig(method=method, R=s["R"], acs=min(s["acs"], c // 2), slope=args.slope,
                                         gfactor="analytic", seed=args.seed, raki=C.raki_config(s))
             cres = pipeline.reconstruct(crop, ccfg)
-            gad, t = pipeline.gfactor_map(cres, "autodiff")
+            gad, t = C.timed_gfactor(cres, "autodiff")
             row = {"method": method, "map": f"autodiff (crop {c}x{c})",
                    **metrics.gfactor_summary(gad, cres.support), "seconds": t,
                    **compare(cres.gfactor, gad, cres.support)}

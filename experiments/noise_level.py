@@ -54,13 +54,13 @@ def main(argv=None) -> Path:
         sup = res.support
         base = {"analytic true": np.asarray(res.gfactor)}
         if method == "raki":
-            base["analytic frozen"] = np.asarray(pipeline.gfactor_map(res, "analytic", linearisation="frozen")[0])
+            base["analytic frozen"] = np.asarray(C.timed_gfactor(res, "analytic", linearisation="frozen")[0])
         for lab, g in base.items():
             rows.append({"method": method, "map": lab, "noise_scale": float("nan"),
                          **metrics.gfactor_summary(g, sup), "mean_rel_diff_vs_true": float(np.mean(g[sup] / base["analytic true"][sup] - 1))})
         mc = []
         for sc in scales:
-            g, t = pipeline.gfactor_map(res, "montecarlo", mc_noise_scale=sc)
+            g, t = C.timed_gfactor(res, "montecarlo", mc_noise_scale=sc)
             g = np.asarray(g)
             summ = metrics.gfactor_summary(g, sup)
             rows.append({"method": method, "map": "montecarlo", "noise_scale": sc, **summ,

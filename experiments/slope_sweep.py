@@ -55,14 +55,12 @@ def main(argv=None) -> Path:
     spec = sweep.SweepSpec.from_dict({
         "name": NAME, "slopes": slopes, "R": Rs, "acs": acs, "seeds": seeds,
         "inputs": [{"phantom": {"n": s["n"], "ncoils": s["ncoils"], "seed": s["phantom_seed"]}}],
-        "preset": "default", "raki": {"widths": list(s["widths"]), "steps": s["steps"]},
+        "preset": "ci" if args.small else "paper", "raki": {"widths": list(s["widths"]), "steps": s["steps"]},
     })
     C.write_config(out, NAME, args, s, spec=spec.to_dict())
     sd = out / "sweep"
     if args.workers or args.scheduler:
-        from rakijax.sweep_dask import run_dask
-
-        run_dask(spec, sd, scheduler=args.scheduler, workers=args.workers or 2)
+        sweep.run_dask(spec, sd, scheduler=args.scheduler, workers=args.workers or 2)
     else:
         sweep.run(spec, sd)
     rows = sweep.collect(sd)

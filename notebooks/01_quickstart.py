@@ -23,10 +23,12 @@
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
+from dataclasses import replace
+
+from rakijax.config import preset
 
 from rakijax import pipeline, plotting
 from rakijax.data.synthetic import brain_phantom
-from rakijax.raki import RakiConfig
 
 print("JAX backend:", jax.default_backend(), jax.devices())
 
@@ -51,7 +53,7 @@ plt.show()
 # (hidden widths 16 and 8, 200 Adam steps at the small preset's learning rate) so the notebook stays fast.
 
 # %%
-raki_cfg = RakiConfig.small(widths=(16, 8), steps=200)  # the small preset: lr 1e-2
+raki_cfg = replace(preset("small").raki, widths=(16, 8), steps=200)  # the small preset: lr 1e-2
 results = {}
 for method in ("grappa", "raki"):
     cfg = pipeline.ReconConfig(method=method, R=3, acs=12, slope=0.5, gfactor="analytic", raki=raki_cfg, seed=0)

@@ -23,22 +23,24 @@
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
+from dataclasses import replace
+
+from rakijax.config import preset
 
 from rakijax import pipeline
 from rakijax.data.synthetic import brain_phantom
-from rakijax.raki import RakiConfig
 
 print("JAX devices:", jax.devices())
 
 # %%
 data = brain_phantom(48, 6, seed=0)
 cfg = pipeline.ReconConfig(method="raki", R=3, acs=12, slope=0.25, gfactor="analytic",
-                           raki=RakiConfig.small(widths=(16, 8), steps=200), replicas=100, mc_chunk=50)
+                           raki=replace(preset("small").raki, widths=(16, 8), steps=200), replicas=100, mc_chunk=50)
 res = pipeline.reconstruct(data, cfg)
 g_true = res.gfactor
-g_frozen, _ = pipeline.gfactor_map(res, "analytic", linearisation="frozen")
-g_mc_small, _ = pipeline.gfactor_map(res, "montecarlo", mc_noise_scale=0.01)
-g_mc, _ = pipeline.gfactor_map(res, "montecarlo", mc_noise_scale=1.0)
+g_frozen = pipeline.gfactor_map(res, "analytic", linearisation="frozen").g
+g_mc_small = pipeline.gfactor_map(res, "montecarlo", mc_noise_scale=0.01).g
+g_mc = pipeline.gfactor_map(res, "montecarlo", mc_noise_scale=1.0).g
 sup = res.support
 for name, g in [("analytic (true)", g_true), ("analytic (frozen)", g_frozen),
                 ("MC, noise x0.01", g_mc_small), ("MC, noise x1", g_mc)]:
