@@ -24,6 +24,9 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
+from dataclasses import replace
+
+from rakijax.config import preset
 
 from rakijax import raki
 from rakijax.data.synthetic import brain_phantom
@@ -43,7 +46,7 @@ data = brain_phantom(48, 6, seed=0)
 s = make_sampling(48, 3, 12)
 zero_filled, u, acs = undersample(jnp.asarray(data.kspace), s)
 slope = 0.25
-tr = raki.train(acs, s, raki.RakiConfig.small(widths=(16, 8), steps=200), slope, key=jax.random.PRNGKey(0))
+tr = raki.train(acs, s, replace(preset("small").raki, widths=(16, 8), steps=200), slope, key=jax.random.PRNGKey(0))
 print("final training loss", tr.losses[-1])
 
 # %% [markdown]
