@@ -54,7 +54,7 @@ print("final training loss", tr.losses[-1])
 
 # %%
 x_k = ifft2c(raki.apply(tr.kernels, u, s, slope))
-op = ImageSpaceRaki.from_kernels(tr.kernels, u, slope, s)
+op = ImageSpaceRaki.from_kernels(tr.kernels, u, s, slope)
 x_i = op(ifft2c(zero_filled))
 rel = float(jnp.linalg.norm(x_i - x_k) / jnp.linalg.norm(x_k))
 print(f"||x_image - x_kspace|| / ||x_kspace|| = {rel:.2e}")
@@ -72,7 +72,7 @@ plt.show()
 # magnitude) — a dominant centre peak (the mean mask) on a weak background.
 
 # %%
-masks = activation_masks(tr.kernels, u, slope, s)
+masks = activation_masks(tr.kernels, u, s, slope)
 for row in mask_statistics(masks, s):
     print({k: round(v, 3) for k, v in row.items()})
 fig = plot_activation_kernels(masks, s, layer=0, channels=range(4))
