@@ -244,7 +244,7 @@ def test_estimate_noise_from_scan_and_refusals(phantom):
 def test_estimate_noise_given_psi_conditioning():
     e = estimate_noise(psi=_psi(4))
     assert e.trusted and e.source == "given"
-    bad = np.diag([1.0, 1.0, 1.0, 3e-7]).astype(complex)
+    bad = np.diag([1.0, 1.0, 1.0, 3e-7]).astype(complex)  # above the default trust limit 1e3
     e = estimate_noise(psi=bad)
     assert not e.trusted and "ill-conditioned" in e.reason
     np.testing.assert_allclose(e.condition, 1 / 3e-7, rtol=1e-9)
@@ -277,8 +277,12 @@ def test_whitening_guard_bounds_amplification():
     np.testing.assert_allclose(w.W @ w.W_inv, np.eye(4), atol=1e-9)
     assert "floored" in w.message()
     # whitening_matrix applies the same guard, also under jit (traced psi)
-    np.testing.assert_allclose(whitening_matrix(psi), w.W, atol=1e-9)
-    np.testing.assert_allclose(jax.jit(whitening_matrix)(psi), w.W, atol=1e-6)
+    np.testing.assert_allclose(whitening_matrix(psi, max_condition=1e4), w.W, atol=1e-9)
+    jitted = jax.jit(whitening_matrix, static_argnames="max_condition")
+    np.testing.assert_allclose(jitted(psi, max_condition=1e4), w.W, atol=1e-6)
+    # the default guard: 1e3, at most sqrt(1e3) = 32x
+    gains = np.linalg.norm(np.asarray(whitening_matrix(psi)) @ q, axis=0)
+    assert gains.max() / gains[0] <= np.sqrt(1e3) * (1 + 1e-9)
     # a well-conditioned psi is whitened exactly, traced or not
     p = _psi(4, seed=9)
     assert whitening(p).floored == 0
