@@ -29,6 +29,7 @@ __all__ = [
     "write_bart",
     "save_kernels",
     "load_kernels",
+    "check_kernels_fit",
     "reinsert_acs",
     "recon_crop",
     "KERNELS_FORMAT",
@@ -250,6 +251,39 @@ def load_kernels(path) -> tuple[Any, dict[str, Any]]:
     if doc.get("format") != KERNELS_FORMAT:
         raise ValueError(f"{p}: kernels format {doc.get('format')!r}, this rakijax reads {KERNELS_FORMAT!r}")
     return _untree(doc["structure"], arrays), _from_json(doc["meta"], arrays)
+
+
+def check_kernels_fit(meta: dict[str, Any], sampling: Sampling, shape, source: str = "input") -> None:
+    """Check that saved kernels fit new data (``rakijax apply``) before applying them.
+
+    The kernels act on the reduced grid, so the new data need the same coil count,
+    readout length, ``Ny``, ``R`` and offset of the regular lines; the ACS width may
+    differ (no calibration happens).
+
+    Args:
+        meta: the meta of :func:`load_kernels` (``sampling`` and ``shape`` entries).
+        sampling: the new data's :class:`~rakijax.sampling.Sampling`
+            (:func:`rakijax.data.acquired` with ``require_acs=False``).
+        shape: the new data's ``(Nc, Ny, Nx)``.
+        source: name of the new data for the message.
+
+    Raises:
+        ValueError: naming each quantity that differs, saved vs new.
+    """
+    saved = meta.get("sampling")
+    if not isinstance(saved, Sampling):
+        raise ValueError("the kernels file records no sampling; it cannot be checked against new data")
+    bad = []
+    for name, a, b in (("Ny", saved.ny, sampling.ny), ("R", saved.R, sampling.R), ("offset", saved.offset, sampling.offset)):
+        if a != b:
+            bad.append(f"{name} {a} vs {b}")
+    old = meta.get("shape")
+    if old is not None:
+        for name, a, b in zip(("coils", "Ny", "Nx"), tuple(old), tuple(shape)):
+            if int(a) != int(b) and name != "Ny":
+                bad.append(f"{name} {a} vs {b}")
+    if bad:
+        raise ValueError(f"the saved kernels do not fit {source}: " + ", ".join(bad) + " (saved vs new)")
 
 
 # ----------------------------------------------------------------------------- ACS / crop

@@ -239,7 +239,9 @@ def _place_acs(ny: int, block: tuple[int, int], acs: int | None, grid: np.ndarra
     return n, a - (ny // 2 - n // 2)
 
 
-def detect_sampling(sampled, *, R: int | None = None, acs: int | None = None, acs_lines=None) -> Sampling:
+def detect_sampling(
+    sampled, *, R: int | None = None, acs: int | None = None, acs_lines=None, require_acs: bool = True
+) -> Sampling:
     """R, offset and ACS block of a measured (prospective) sampling pattern.
 
     The pattern must be uniform with a contiguous ACS block: every line
@@ -259,6 +261,8 @@ def detect_sampling(sampled, *, R: int | None = None, acs: int | None = None, ac
         acs: ACS lines the user expects, checked against the pattern (the centred
             block of ``acs`` lines must be acquired).
         acs_lines: (A,) int ky positions of a separate ACS reference scan, contiguous.
+        require_acs: when False (re-applying saved kernels, no calibration), a pattern
+            of regular lines only is accepted and gives ``acs=0``.
 
     Returns:
         The :class:`Sampling`; ``mask(include_acs=True)`` equals ``sampled`` (embedded
@@ -303,21 +307,25 @@ def detect_sampling(sampled, *, R: int | None = None, acs: int | None = None, ac
             big = max(long, key=lambda r: r[1] - r[0])
             inner = lines[(lines < big[0]) | (lines > big[1])]
     else:
-        if not long:
+        if not long and not require_acs and not acs:
+            block, where = None, ""
+            inner = lines
+        elif not long:
             raise ValueError(
                 f"no contiguous ACS block: the {lines.size} acquired lines of Ny={ny} are all isolated "
                 f"({_fmt(lines)}); the data need embedded ACS lines or a separate reference scan"
             )
-        width = max(r[1] - r[0] for r in long)
-        biggest = [r for r in long if r[1] - r[0] == width]
-        if len(biggest) > 1:
-            raise ValueError(
-                f"more than one contiguous block of {width + 1} acquired lines ({biggest}): "
-                "cannot tell which is the ACS; the pattern is not uniform with one ACS block"
-            )
-        block = biggest[0]
-        where = "the contiguous block of acquired lines is"
-        inner = lines[(lines < block[0]) | (lines > block[1])]
+        else:
+            width = max(r[1] - r[0] for r in long)
+            biggest = [r for r in long if r[1] - r[0] == width]
+            if len(biggest) > 1:
+                raise ValueError(
+                    f"more than one contiguous block of {width + 1} acquired lines ({biggest}): "
+                    "cannot tell which is the ACS; the pattern is not uniform with one ACS block"
+                )
+            block = biggest[0]
+            where = "the contiguous block of acquired lines is"
+            inner = lines[(lines < block[0]) | (lines > block[1])]
 
     if inner.size >= 2:
         R_det = int(np.gcd.reduce(np.diff(inner)))
@@ -326,8 +334,8 @@ def detect_sampling(sampled, *, R: int | None = None, acs: int | None = None, ac
         R_det, off = int(R), int(inner[0] % R)
     else:
         raise ValueError(
-            f"cannot tell R: only {inner.size} acquired line(s) outside the ACS block {block[0]}..{block[1]} "
-            f"of Ny={ny}"
+            f"cannot tell R: only {inner.size} acquired line(s) outside the ACS block "
+            f"{'' if block is None else f'{block[0]}..{block[1]} '}of Ny={ny}"
         )
     grid = np.arange(off, ny, R_det)
     missing = grid[~m[grid]]
@@ -340,6 +348,8 @@ def detect_sampling(sampled, *, R: int | None = None, acs: int | None = None, ac
         )
     if R is not None and int(R) != R_det:
         raise ValueError(f"R={R} disagrees with the data: the acquired lines are spaced by R={R_det} (offset {off})")
+    if block is None:
+        return make_sampling(ny, R_det, 0, off)
     acs_n, shift = _place_acs(ny, block, acs, set(grid.tolist()), where)
     if ref is not None and ref.size and acs is None:
         acs_n, shift = int(ref.size), int(ref[0]) - (ny // 2 - int(ref.size) // 2)

@@ -135,3 +135,21 @@ def test_reinsert_acs_numpy_and_jax():
     np.testing.assert_array_equal(reinsert_acs(recon, acq2, s), out2)  # default: the non-zero lines
     with pytest.raises(ValueError, match="share"):
         reinsert_acs(recon, acq[:, :8], s)
+
+
+def test_check_kernels_fit_and_apply_without_acs():
+    from rakijax.data import KSpaceData, acquired
+    from rakijax.exports import check_kernels_fit
+
+    s = make_sampling(32, 4, 8, 1)
+    meta = {"sampling": s, "shape": (4, 32, 24)}
+    k = np.zeros((4, 32, 24), complex)
+    k[:, 1::4] = _rand((4, 8, 24))  # another repetition: regular lines only, no ACS
+    d = KSpaceData(k, sampled=np.any(k != 0, axis=(0, 2)))
+    with pytest.raises(ValueError, match="no contiguous ACS block"):
+        acquired(d)
+    a = acquired(d, require_acs=False)
+    assert (a.sampling.R, a.sampling.offset, a.sampling.acs, a.acs_block.shape) == (4, 1, 0, (4, 0, 24))
+    check_kernels_fit(meta, a.sampling, d.shape)
+    with pytest.raises(ValueError, match=r"do not fit new\.h5: R 4 vs 2, offset 1 vs 0, coils 4 vs 3"):
+        check_kernels_fit(meta, make_sampling(32, 2, 8, 0), (3, 32, 24), source="new.h5")

@@ -56,7 +56,10 @@ class Acquired:
         return self.mode == "accelerated"
 
 
-def acquired(data: KSpaceData, *, R: int | None = None, acs: int | None = None, offset: int | None = None) -> Acquired:
+def acquired(
+    data: KSpaceData, *, R: int | None = None, acs: int | None = None, offset: int | None = None,
+    require_acs: bool = True,
+) -> Acquired:
     """Split ``data`` into sampling, reduced grid and ACS block (either mode).
 
     Args:
@@ -64,7 +67,11 @@ def acquired(data: KSpaceData, *, R: int | None = None, acs: int | None = None, 
         R: acceleration; required for fully sampled data, checked otherwise.
         acs: ACS lines; required for fully sampled data, checked otherwise (a smaller
             centred block than the data hold is allowed: it calibrates on fewer lines).
-        offset: first regular line, retrospective mode only (default ``(Ny//2) % R``).
+        offset: first regular line: chosen in retrospective mode (default
+            ``(Ny//2) % R``), checked in accelerated mode.
+        require_acs: False when no calibration follows (``rakijax apply`` on another
+            repetition): accelerated data with regular lines only are accepted
+            (``acs=0``, empty ``acs_block``).
 
     Returns:
         :class:`Acquired`.
@@ -88,7 +95,7 @@ def acquired(data: KSpaceData, *, R: int | None = None, acs: int | None = None, 
         m = s.mask(include_acs=True)
         return Acquired("retrospective", s, reduced, acs_block, k * m[:, None], m, reference=k)
 
-    s = data.sampling(R=R, acs=acs)
+    s = data.sampling(R=R, acs=acs, require_acs=require_acs)
     if offset is not None and int(offset) != s.offset:
         raise ValueError(f"offset={offset} disagrees with the data: the acquired lines start at offset {s.offset} (R={s.R})")
     lines = np.asarray(data.sampled, bool)

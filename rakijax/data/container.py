@@ -162,13 +162,14 @@ class KSpaceData:
         """True for a prospectively undersampled scan (some ky line not acquired)."""
         return self.sampled is not None and not bool(np.all(self.sampled))
 
-    def sampling(self, R: int | None = None, acs: int | None = None):
+    def sampling(self, R: int | None = None, acs: int | None = None, *, require_acs: bool = True):
         """The :class:`~rakijax.sampling.Sampling` of an accelerated scan, checked against ``R``/``acs``.
 
         For fully sampled data ``R`` and ``acs`` are required (retrospective mode).
         Without ``acs`` the width of the file's flagged calibration lines
         (``meta['acs_flagged']``, ISMRMRD) is used when it fits, else the largest block
-        the pattern holds. See :func:`rakijax.sampling.detect_sampling`.
+        the pattern holds. ``require_acs=False`` accepts regular lines only (``acs=0``;
+        re-applying saved kernels). See :func:`rakijax.sampling.detect_sampling`.
 
         Raises:
             ValueError: non-uniform pattern, no contiguous ACS block, R/acs disagreeing
@@ -184,7 +185,7 @@ class KSpaceData:
                     return detect_sampling(m, R=R, acs=int(flagged), acs_lines=self.acs_ref_lines)
                 except ValueError:
                     pass
-            return detect_sampling(m, R=R, acs=acs, acs_lines=self.acs_ref_lines)
+            return detect_sampling(m, R=R, acs=acs, acs_lines=self.acs_ref_lines, require_acs=require_acs)
         except ValueError as e:
             src = self.meta.get("source")
             raise ValueError(f"{src}: {e}" if src else str(e)) from None
