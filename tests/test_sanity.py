@@ -11,6 +11,7 @@ from rakijax.noise import estimate_noise
 from rakijax.sampling import make_sampling, undersample
 from rakijax.sanity import (
     check_kspace,
+    check_memory,
     check_noise,
     check_reconstruction,
     estimate_memory_bytes,
@@ -143,7 +144,7 @@ def test_memory_estimate_closed_forms():
     b = memory_breakdown((nc, ny, nx), "grappa", 4, "analytic", itemsize=8)
     assert b["gfactor"] == 3 * nc * nc * ny * nx * 8
     assert b["input"] == nc * ny * nx * 16 + 6 * nc * ny * nx * 8
-    assert b["peak"] == b["input"] + max(b["method"], b["gfactor"]) == estimate_memory_bytes((nc, ny, nx))
+    assert b["peak"] == b["runtime"] + b["input"] + max(b["method"], b["gfactor"]) == estimate_memory_bytes((nc, ny, nx))
     ad = memory_breakdown((nc, ny, nx), "grappa", 4, "autodiff", itemsize=8)["gfactor"]
     assert ad == 2 * (2 * nc * ny * nx) * (2 * nc * 64 * nx) * 4  # dense real Jacobian, float32, x2
     assert memory_breakdown((nc, ny, nx), "raki", 4, "none")["gfactor"] == 0
@@ -160,3 +161,15 @@ def test_memory_estimate_bounds_the_real_covariance(ph, rec):
     cov = grappa_cov(kernels, s, 64, psi=np.eye(8))  # the largest array of the analytic GRAPPA g-factor
     itemsize = np.dtype(cov.dtype).itemsize
     assert memory_breakdown((8, 64, 64), "grappa", 4, "analytic", itemsize=itemsize)["gfactor"] >= cov.nbytes
+
+
+def test_check_memory_refuses_before_work():
+    # 32 GiB of input (issue 13, item 6): 256 slices of 32 x 512 x 512 complex128
+    with pytest.raises(ValueError, match=r"needs about .* GiB \(largest: input .* are available: use fewer slices"):
+        check_memory((32, 512, 512), slices=256, available=16 * 2**30, name="big.h5")
+    with pytest.raises(ValueError, match="largest: gfactor"):
+        check_memory((16, 256, 256), "grappa", 4, "autodiff", available=64 * 2**30)
+    assert check_memory((8, 64, 64), available=64 * 2**30) == []
+    need = estimate_memory_bytes((8, 64, 64))
+    (w,) = check_memory((8, 64, 64), available=int(need / 0.9))
+    assert "over 80%" in w
