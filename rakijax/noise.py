@@ -656,13 +656,13 @@ def estimate_noise(kspace=None, noise=None, psi=None, *, mask=None, max_conditio
         nc = n.shape[0]
         st = noise_statistics(n)
         if not np.any(n - n.mean(axis=1, keepdims=True)):
-            return NoiseEstimate(np.eye(nc), "identity", False, float("inf"),
+            return NoiseEstimate(np.eye(nc, dtype=complex), "identity", False, float("inf"),
                                  f"the noise scan ({nc}x{n.shape[1]}) is constant (all zero?): no noise to "
                                  f"estimate psi from; using psi = I", st, n.shape[1])
         p = np.asarray(estimate_psi(n), dtype=np.result_type(n.dtype, np.complex64))
         if st["failed"]:
             ev = np.linalg.eigvalsh(p)
-            return NoiseEstimate(np.eye(nc), "identity", False, _condition(ev),
+            return NoiseEstimate(np.eye(nc, dtype=complex), "identity", False, _condition(ev),
                                  f"the noise scan is not Gaussian noise ({_fmt_fail(st)}); using psi = I; "
                                  f"check the noise key", st, n.shape[1])
         return conditioned(p, "noise scan", st, n.shape[1], f"from a noise scan of {n.shape[1]} samples per coil")
@@ -684,7 +684,7 @@ def estimate_noise(kspace=None, noise=None, psi=None, *, mask=None, max_conditio
             raise ValueError(f"noise mask must have shape (Ny, Nx) = {x.shape[1:]}, got {region.shape}")
     where = f"the image background{note} ({int(region.sum())} px)"
     if region.sum() < max(16, 2 * nc):
-        return NoiseEstimate(np.eye(nc), "identity", False, float("inf"),
+        return NoiseEstimate(np.eye(nc, dtype=complex), "identity", False, float("inf"),
                              f"{where} is too small to estimate a {nc}x{nc} noise covariance; using psi = I; "
                              f"{_HINT}", {}, int(region.sum()))
     obj = ~region
@@ -695,12 +695,12 @@ def estimate_noise(kspace=None, noise=None, psi=None, *, mask=None, max_conditio
     st["candidate_condition"] = cond
     s = int(region.sum())
     if st.get("relative_rms", 1.0) < min_relative_rms:
-        return NoiseEstimate(np.eye(nc), "identity", False, cond,
+        return NoiseEstimate(np.eye(nc, dtype=complex), "identity", False, cond,
                              f"no noise in {where}: its RMS is {st['relative_rms']:.1e} of the object's (round-off); "
                              f"the data look noise-free or denoised, so psi = I and g-factor/SNR maps assume white "
                              f"uncorrelated coil noise; {_HINT}", st, s)
     if st["failed"]:
-        return NoiseEstimate(np.eye(nc), "identity", False, cond,
+        return NoiseEstimate(np.eye(nc, dtype=complex), "identity", False, cond,
                              f"{where} is not noise: {_fmt_fail(st)}; candidate psi condition number {cond:.3g}; "
                              f"the data look noise-free, denoised or filtered, so psi = I and g-factor/SNR maps "
                              f"assume white uncorrelated coil noise; {_HINT}", st, s)
