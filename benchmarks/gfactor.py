@@ -25,10 +25,10 @@ import numpy as np
 from rakijax.data.synthetic import brain_phantom
 from rakijax.fft import ifft2c
 from rakijax.gfactor.bands import noise_bands
-from rakijax.gfactor.combine import combination_weights, combined_variance
+from rakijax.gfactor.combine import combination_weights, combined_variance, gfactor_from_variance
 from rakijax.gfactor.linearise import linearise
 from rakijax.gfactor.maps import raki_gfactor
-from rakijax.gfactor.reference import dense_jacobian_bytes, gfactor_from_variance, monte_carlo_variance
+from rakijax.gfactor.reference import dense_jacobian_bytes, monte_carlo_variance
 from rakijax.kspace_net import apply_network, assemble, conv
 from rakijax.sampling import make_sampling, undersample
 
@@ -100,11 +100,11 @@ def main(argv=None):
         res = {}
         for mode in ("frozen", "true"):
             for method in ("spectral", "gram") if mode == "frozen" else ("spectral",):
-                run = lambda: raki_gfactor(ks, u, args.slope, s, psi, p, linearisation=mode, chunk=args.chunk, method=method).g
+                run = lambda: raki_gfactor(ks, u, s, args.slope, psi=psi, p=p, linearisation=mode, chunk=args.chunk, method=method).g
                 t0 = time.perf_counter()
                 r = jax.block_until_ready(run())
                 first = time.perf_counter() - t0  # includes compilation
-                lin, _, t_lin = timed(lambda: linearise(ks, u, args.slope, mode=mode), reps=0)
+                lin, _, t_lin = timed(lambda: linearise(ks, u, s, args.slope, mode=mode), reps=0)
                 t0 = time.perf_counter()
                 jax.block_until_ready(noise_bands(ks, lin, s, psi, chunk=args.chunk, method=method).s)
                 t_b = time.perf_counter() - t0
@@ -117,7 +117,7 @@ def main(argv=None):
                                  linearise_s=t_lin, bands_s=t_b, maps_and_g_s=max(best - t_lin - t_b, 0.0),
                                  g_mean=float(g[support].mean()), g_p95=float(np.percentile(g[support], 95)),
                                  g_max=float(g[support].max()), peak_rss_mb=peak_mb(),
-                                 beta_fraction=float(linearise(ks, u, args.slope, mode="true").beta_fraction) if mode == "true" else None))
+                                 beta_fraction=float(linearise(ks, u, s, args.slope, mode="true").beta_fraction) if mode == "true" else None))
                 print(rows[-1], flush=True)
         gt, gf = res[("true", "spectral")], res[("frozen", "spectral")]
         extra = dict(net=name, frozen_vs_true_mean_g=float(gf[support].mean() / gt[support].mean() - 1),
@@ -127,7 +127,7 @@ def main(argv=None):
         for label, scale in (("mc_small_noise", 1e-2), ("mc_realistic", 1.0)):
             key = jax.random.PRNGKey(2)
             m1, m2 = args.replicas // 2, args.replicas
-            mc = lambda m: monte_carlo_variance(recon, u, psi, p, key=key, replicas=m, noise_scale=scale, chunk=m1)
+            mc = lambda m: monte_carlo_variance(ks, u, s, args.slope, psi=psi, p=p, key=key, replicas=m, noise_scale=scale, chunk=m1)
             timed(mc, m1, reps=0)  # compiles the chunk (m2 runs the same chunk twice: no recompilation)
             var, t2, _ = timed(mc, m2, reps=0)
             gmc = np.asarray(gfactor_from_variance(var, p, psi, args.R))

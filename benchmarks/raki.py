@@ -81,7 +81,7 @@ def main(argv=None):
         s = make_sampling(args.n, R, acs)
         _, red, acs_block = undersample(k, s)
         t = time.perf_counter()
-        W = grappa.calibrate(acs_block, R)
+        W = grappa.calibrate(acs_block, s)
         kg = np.asarray(grappa.apply(W, red, s))
         entry = {"R": R, "acs": acs, "R_eff": s.R_eff,
                  "grappa": {**scores(ref, ref_clean, kg, mask), "time_s": time.perf_counter() - t}, "raki": []}
@@ -90,7 +90,7 @@ def main(argv=None):
         for ker in args.grappa_kernels.split(",") if args.grappa_kernels else []:
             kh, kw = (int(v) for v in ker.split("x"))
             try:
-                Wk = grappa.calibrate(acs_block, R, kernel=(kh, kw))
+                Wk = grappa.calibrate(acs_block, s, kernel=(kh, kw))
             except ValueError as e:  # e.g. too few ACS lines for a tall kernel
                 print(f"R={R} acs={acs} GRAPPA {ker}: skipped ({e})", flush=True)
                 continue

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .sampling import Sampling
+from .validate import check_reduced
 
 __all__ = [
     "anchor",
@@ -155,10 +156,24 @@ def _line_sources(ny: int, off: int, n: int) -> np.ndarray:
     return src
 
 
-def apply_network(kernels: Sequence, kspace_reduced, sampling: Sampling, slope=1.0):
-    """k-space inference: full k-space from the reduced grid (circular edges)."""
-    y = forward(kernels, kspace_reduced, slope, padding="circular")
-    return assemble(kspace_reduced, y, sampling)
+def apply_network(kernels: Sequence, reduced, sampling: Sampling, slope=1.0):
+    """k-space inference: full k-space from the reduced grid (circular edges).
+
+    Args:
+        kernels: the kernel chain; the last predicts ``(R-1)*Nc`` channels.
+        reduced: (..., Nc, Y, X) acquired lines (``Y = sampling.num_reduced``).
+        sampling: the sampling pattern.
+        slope: negative slope of the complex leaky ReLU (may be traced; 1 = linear).
+
+    Returns:
+        (..., Nc, Ny, X) reconstructed k-space.
+
+    Raises:
+        ValueError: kernels, reduced grid and sampling that do not fit together.
+    """
+    check_reduced(kernels, reduced, sampling, batch=True)
+    y = forward(kernels, reduced, slope, padding="circular")
+    return assemble(reduced, y, sampling)
 
 
 def reach(kernel_shapes: Sequence[Sequence[int]]):

@@ -118,22 +118,33 @@ def check_kernels(kernels: Sequence, R: int | None = None) -> None:
             )
 
 
-def check_reduced(kernels: Sequence, reduced, sampling=None) -> None:
+def check_reduced(kernels: Sequence | None, reduced, sampling=None, *, batch: bool = False) -> None:
     """Check a reduced grid ``(Nc, Y, X)`` (the acquired lines only) against a kernel chain
-    and, when given, a :class:`~rakijax.sampling.Sampling` (``Y`` = its acquired lines).
+    and, when given, a :class:`~rakijax.sampling.Sampling` (``Y`` = its acquired lines,
+    and the last kernel predicts the ``(R - 1) * Nc`` missing lines).
+
+    Args:
+        kernels: the kernel chain ``[(cout, cin, kh, kw), ...]``, or ``None`` to check the
+            grid against the sampling only (``R = 1``: nothing to predict).
+        reduced: the reduced-grid k-space (only its shape is read, so tracers work).
+        sampling: optional sampling pattern.
+        batch: accept leading batch axes ``(..., Nc, Y, X)``.
 
     Raises:
         ValueError: wrong rank, coil count or row count, naming the shapes.
     """
-    check_kernels(kernels, None if sampling is None else sampling.R)
+    if kernels is not None:
+        check_kernels(kernels, None if sampling is None else sampling.R)
     shape = tuple(np.shape(reduced))
-    if len(shape) != 3:
-        raise ValueError(f"reduced k-space must be (Nc, Y, X), got shape {shape}")
-    cin = _shapes(kernels)[0][1]
-    if shape[0] != cin:
-        raise ValueError(f"reduced k-space {shape} has {shape[0]} coils but the first kernel expects {cin}")
-    if sampling is not None and shape[1] != sampling.num_reduced:
+    if len(shape) != 3 and not (batch and len(shape) > 3):
+        want = "(..., Nc, Y, X)" if batch else "(Nc, Y, X)"
+        raise ValueError(f"reduced k-space must be {want}, got shape {shape}")
+    if sampling is not None and shape[-2] != sampling.num_reduced:
         raise ValueError(
-            f"reduced k-space {shape} has {shape[1]} rows but the sampling (Ny={sampling.ny}, R={sampling.R}, "
+            f"reduced k-space {shape} has {shape[-2]} rows but the sampling (Ny={sampling.ny}, R={sampling.R}, "
             f"offset={sampling.offset}) has {sampling.num_reduced} acquired lines"
         )
+    if kernels is not None:
+        cin = _shapes(kernels)[0][1]
+        if shape[-3] != cin:
+            raise ValueError(f"reduced k-space {shape} has {shape[-3]} coils but the first kernel expects {cin}")

@@ -12,9 +12,10 @@ import pytest
 
 from rakijax import grappa
 from rakijax.fft import fft2c, ifft2c
-from rakijax.gfactor.combine import combination_weights, gfactor_from_cov
+from rakijax.gfactor.combine import combination_weights, gfactor_from_cov, gfactor_from_variance
 from rakijax.gfactor.grappa import grappa_cov, grappa_gfactor
-from rakijax.gfactor.reference import gfactor_from_variance, jacobian_cov, monte_carlo_variance
+from rakijax.gfactor.reference import jacobian_cov, monte_carlo_variance
+from rakijax.gfactor.result import GFactorResult
 from rakijax.sampling import make_sampling, undersample
 from test_grappa import smooth_maps
 
@@ -32,7 +33,7 @@ def case(R, ny=24, nx=20, nc=4, acs=12, seed=0):
     k = np.asarray(fft2c(maps * img))
     s = make_sampling(ny, R, acs)
     _, u, acs_block = undersample(k, s)
-    W = grappa.calibrate(acs_block, R) if R > 1 else []
+    W = grappa.calibrate(acs_block, s) if R > 1 else []
     recon = lambda v: ifft2c(grappa.apply(W, v, s))
     x = recon(jnp.asarray(u))
     p = combination_weights(x)
@@ -46,10 +47,13 @@ def test_cov_matches_jacfwd(R, identity_psi):
     s, u, W, recon, p, rng = case(R, *shape, acs=8)
     psi = None if identity_psi else random_psi(rng, 4)
     cov_ref = jacobian_cov(recon, u, psi)
-    cov = grappa_cov(W, s, shape, psi)
+    cov = grappa_cov(W, s, shape[1], psi=psi)
     # both exact linear responses in float64: rounding only
     assert float(jnp.linalg.norm(cov - cov_ref) / jnp.linalg.norm(cov_ref)) < 1e-8
-    g = grappa_gfactor(W, s, shape, psi, p)
+    res = grappa_gfactor(W, u, s, psi=psi, p=p, return_cov=True)
+    assert isinstance(res, GFactorResult) and res.bands is None and res.linearisation is None
+    np.testing.assert_allclose(res.cov, cov, rtol=0, atol=1e-14 * float(jnp.abs(cov).max()))
+    g = res.g
     psi_full = np.eye(4) if psi is None else psi
     g_ref = gfactor_from_cov(cov_ref, p, psi_full, R)
     np.testing.assert_allclose(g, g_ref, rtol=1e-8, atol=0)
@@ -66,20 +70,21 @@ def test_gfactor_fast_path_matches_cov_for_composed_linear_network():
     s = make_sampling(12, R, 8)
     psi = random_psi(rng, nc)
     p = combination_weights(c(nc, *shape))
-    g = grappa_gfactor(ks, s, shape, psi, p)
-    g_ref = gfactor_from_cov(grappa_cov(ks, s, shape, psi), p, psi, R)
+    u = np.zeros((nc, s.num_reduced, shape[1]), complex)  # only its shape is read when p is given
+    g = grappa_gfactor(ks, u, s, psi=psi, p=p).g
+    g_ref = gfactor_from_cov(grappa_cov(ks, s, shape[1], psi=psi), p, psi, R)
     np.testing.assert_allclose(g, g_ref, rtol=1e-12)  # two exact evaluations, float64
 
 
 def test_r1_gives_unit_gfactor():
     s, u, W, recon, p, rng = case(1, 12, 10, acs=0)
     psi = random_psi(rng, 4)
-    g = np.asarray(grappa_gfactor([], s, (12, 10), psi, p))
+    g = np.asarray(grappa_gfactor([], u, s, psi=psi, p=p).g)
     sup = np.asarray(jnp.sum(jnp.abs(p) ** 2, axis=0)) > 0
     assert sup.sum() > 30
     np.testing.assert_allclose(g[sup], 1.0, rtol=1e-12)
     assert np.all(g[~sup] == 0)  # no signal, no weights: g defined as 0
-    cov = grappa_cov([], s, (12, 10), psi)
+    cov = grappa_cov([], s, 10, psi=psi)
     np.testing.assert_allclose(cov, np.broadcast_to(psi[:, :, None, None], cov.shape), rtol=1e-12)
     # jacfwd of the identity reconstruction u -> ifft2c(u) gives Psi as well
     cov_ref = jacobian_cov(recon, u, psi)
@@ -89,15 +94,21 @@ def test_r1_gives_unit_gfactor():
 def test_refuses_non_periodic_and_bad_shapes():
     rng = np.random.default_rng(2)
     acs = rng.standard_normal((4, 12, 20)) + 0j
-    W = grappa.calibrate(acs, 3)
+    s = make_sampling(24, 3, 12)
+    W = grappa.calibrate(acs, s)
+    u = np.zeros((4, 8, 20), complex)
     with pytest.raises(ValueError, match="divisible by R"):
-        grappa_cov(W, make_sampling(25, 3, 12), (25, 20))
-    with pytest.raises(ValueError, match="Ny=24"):
-        grappa_cov(W, make_sampling(24, 3, 12), (21, 20))
+        grappa_cov(W, make_sampling(25, 3, 12), 20)
+    with pytest.raises(ValueError, match="divisible by R"):
+        grappa_gfactor(W, np.zeros((4, 9, 20), complex), make_sampling(25, 3, 12))
+    with pytest.raises(ValueError, match="rows"):
+        grappa_gfactor(W, u[:, :7], s)
     with pytest.raises(ValueError, match="noise covariance"):
-        grappa_cov(W, make_sampling(24, 3, 12), (24, 20), np.eye(3))
+        grappa_cov(W, s, 20, psi=np.eye(3))
     with pytest.raises(ValueError, match="combination weights"):
-        grappa_gfactor(W, make_sampling(24, 3, 12), (24, 20), None, np.ones((5, 24, 20)))
+        grappa_gfactor(W, u, s, p=np.ones((4, 21, 20)))
+    with pytest.raises(ValueError, match="coils"):
+        grappa_gfactor(W, np.zeros((5, 8, 20), complex), s)
 
 
 def test_done_when_fastmri_12coil_R3(tmp_path):
@@ -125,7 +136,7 @@ def test_done_when_fastmri_12coil_R3(tmp_path):
     ref = np.sqrt(np.sum(np.abs(np.asarray(ifft2c(k))) ** 2, axis=0))
     sup = ph.support
 
-    W = grappa.calibrate(acs, R, sampling=s)
+    W = grappa.calibrate(acs, s)
     x = ifft2c(grappa.apply(W, u, s))
     ours = float(nmse(ref, jnp.sqrt(jnp.sum(jnp.abs(x) ** 2, axis=0)), sup))
 
@@ -147,9 +158,9 @@ def test_done_when_fastmri_12coil_R3(tmp_path):
     # 1/(2 sqrt(M)) = 1.6e-2); the analytic map uses the same (complex64-rounded) kernel.
     W32 = [w.astype(jnp.complex64) for w in W]
     p = combination_weights(x).astype(jnp.complex64)
-    g = np.asarray(grappa_gfactor([w.astype(jnp.complex128) for w in W32], s, (ny, nx), ph.psi, p.astype(jnp.complex128)))
-    recon = lambda v: ifft2c(grappa.apply(W32, v, s))
-    var = monte_carlo_variance(recon, u.astype(np.complex64), ph.psi, p, key=jax.random.key(1), replicas=M, chunk=250)
+    g = np.asarray(grappa_gfactor([w.astype(jnp.complex128) for w in W32], u, s, psi=ph.psi, p=p.astype(jnp.complex128)).g)
+    # the k-space network at slope 1 is this GRAPPA reconstruction
+    var = monte_carlo_variance(W32, u.astype(np.complex64), s, 1.0, psi=ph.psi, p=p, key=jax.random.key(1), replicas=M, chunk=250)
     g_mc = np.asarray(gfactor_from_variance(var, p, ph.psi.astype(np.complex64), R))
     sigma = 1 / (2 * np.sqrt(M))  # per-pixel relative std of the MC g estimate
     z = (g_mc[sup] / g[sup] - 1) / sigma
@@ -172,8 +183,7 @@ def test_realistic_phantom_gfactor_range():
     for R in (3, 4):
         s = make_sampling(n, R, 24)
         _, u, acs = undersample(ph.kspace, s)
-        W = grappa.calibrate(acs, R)
-        p = combination_weights(ifft2c(grappa.apply(W, u, s)))
-        g = np.asarray(grappa_gfactor(W, s, (n, n), ph.psi, p))
+        W = grappa.calibrate(acs, s)
+        g = np.asarray(grappa_gfactor(W, u, s, psi=ph.psi).g)  # default p: x/RSS of the GRAPPA recon
         means[R] = float(g[brain_mask((n, n))].mean())
     assert 1.2 <= means[3] <= 1.5 and 1.5 <= means[4] <= 2.5, f"phantom GRAPPA mean g in the brain: {means}"

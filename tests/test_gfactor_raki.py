@@ -75,7 +75,7 @@ def test_analytic_cov_equals_dense_jacfwd(ny, nx, R, arch, mode, method, use_psi
     rng, s, ks, u = _setup(ny, nx, R, arch)
     psi = _psi(rng) if use_psi else None
     slope = 0.3
-    lin = linearise(ks, u, slope, mode=mode)
+    lin = linearise(ks, u, s, slope, mode=mode)
     b = noise_bands(ks, lin, s, psi, chunk=2, method=method)
     cov = coil_covariance_maps(b)
     f = (lambda v: ifft2c(apply_network(ks, v, s, slope))) if mode == "true" else frozen_recon(ks, u, slope, s)
@@ -83,7 +83,7 @@ def test_analytic_cov_equals_dense_jacfwd(ny, nx, R, arch, mode, method, use_psi
     err = float(jnp.linalg.norm(cov - ref) / jnp.linalg.norm(ref))
     assert err < TOL, err
     # and the g-factor map through the public entry point
-    res = raki_gfactor(ks, u, slope, s, psi, linearisation=mode, method=method, chunk=2)
+    res = raki_gfactor(ks, u, s, slope, psi=psi, linearisation=mode, method=method, chunk=2)
     p = combination_weights(ifft2c(apply_network(ks, u, s, slope)))
     psi_ = jnp.eye(NC) if psi is None else psi
     g_ref = gfactor_from_cov(ref, p, psi_, R)
@@ -115,19 +115,19 @@ def test_slope_one_equals_grappa_per_pixel_formula(R, arch):
     ny, nx = 24, 20
     rng, s, ks, u = _setup(ny, nx, R, arch, seed=2)
     psi = _psi(rng)
-    G = linear_unmixing(ks, (ny, nx), R)  # composed linear network, image space
+    G = linear_unmixing(ks, s, nx)  # composed linear network, image space
     ref = jnp.einsum("abyx,bc,dcyx->adyx", G, psi, jnp.conj(G)) / R  # Breuer 2009
     for mode in ("true", "frozen"):
-        res = raki_gfactor(ks, u, 1.0, s, psi, linearisation=mode, return_cov=True)
+        res = raki_gfactor(ks, u, s, 1.0, psi=psi, linearisation=mode, return_cov=True)
         err = float(jnp.linalg.norm(res.cov - ref) / jnp.linalg.norm(ref))
         assert err < TOL, (mode, err)
     # a one-layer network (GRAPPA kernel) is handled by the same code
     w = ks[0] if arch == "one" else None
     if w is not None:
         gk = [jnp.asarray(_c(rng, (R - 1) * NC, NC, 2, 5))]
-        G1 = linear_unmixing(gk, (ny, nx), R)
+        G1 = linear_unmixing(gk, s, nx)
         ref1 = jnp.einsum("abyx,bc,dcyx->adyx", G1, psi, jnp.conj(G1)) / R
-        res1 = raki_gfactor(gk, u, 0.5, s, psi, return_cov=True)
+        res1 = raki_gfactor(gk, u, s, 0.5, psi=psi, return_cov=True)
         assert float(jnp.linalg.norm(res1.cov - ref1) / jnp.linalg.norm(ref1)) < TOL
 
 
@@ -136,7 +136,7 @@ def test_r1_gives_unit_gfactor():
     s = make_sampling(16, 1, 0)
     u = jnp.asarray(_c(rng, NC, 16, 12))
     psi = _psi(rng)
-    res = raki_gfactor([], u, 0.5, s, psi, return_cov=True)
+    res = raki_gfactor([], u, s, 0.5, psi=psi, return_cov=True)
     np.testing.assert_allclose(res.g, 1.0, atol=1e-12)  # fully sampled: Cov = Psi, g = 1
     np.testing.assert_allclose(res.cov, jnp.broadcast_to(psi[:, :, None, None], res.cov.shape), atol=1e-12)
 
@@ -144,7 +144,7 @@ def test_r1_gives_unit_gfactor():
 def test_chunking_is_exact_and_memory_bounded():
     ny, nx, R = 16, 12, 2
     rng, s, ks, u = _setup(ny, nx, R, "two", seed=4)
-    lin = linearise(ks, u, 0.3)
+    lin = linearise(ks, u, s, 0.3)
     Y = s.num_reduced
     one = noise_bands(ks, lin, s, chunk=Y).s
     for chunk in (1, 3):  # 3 does not divide Y = 8: masked last chunk
@@ -156,7 +156,7 @@ def test_chunking_is_exact_and_memory_bounded():
     def max_intermediate(chunk, shape_ny=48, shape_nx=40):
         s2 = make_sampling(shape_ny, R, 8)
         u2 = jnp.zeros((NC, s2.num_reduced, shape_nx), jnp.complex128) + 1
-        lin2 = linearise(ks, u2, 0.3)
+        lin2 = linearise(ks, u2, s2, 0.3)
         jaxpr = jax.make_jaxpr(
             lambda k, l: bands_mod._bands(k, l, jnp.eye(NC, dtype=jnp.complex128), R=R, chunk=chunk, method="spectral",
                                           extent=band_extent([w.shape for w in ks], R))
@@ -190,22 +190,25 @@ def test_validation_errors():
     s_bad = make_sampling(25, 3, 8)
     u_bad = jnp.asarray(_c(rng, NC, s_bad.num_reduced, 20))
     with pytest.raises(ValueError, match="divisible by R"):
-        raki_gfactor(ks, u_bad, 0.3, s_bad)
+        raki_gfactor(ks, u_bad, s_bad, 0.3)
     with pytest.raises(ValueError, match="linearisation"):
-        raki_gfactor(ks, u, 0.3, s, linearisation="exact")
+        raki_gfactor(ks, u, s, 0.3, linearisation="exact")
     with pytest.raises(ValueError, match="noise covariance"):
-        raki_gfactor(ks, u, 0.3, s, psi=jnp.eye(NC + 1))
+        raki_gfactor(ks, u, s, 0.3, psi=jnp.eye(NC + 1))
     s2 = make_sampling(24, 2, 8)
     u2 = jnp.asarray(_c(rng, NC, s2.num_reduced, 20))
     with pytest.raises(ValueError, match="outputs"):  # kernels built for R=3 used at R=2
-        noise_bands(ks, linearise(ks, u2, 0.3), s2)
+        linearise(ks, u2, s2, 0.3)
+    lin3 = linearise(ks, u2, make_sampling(36, 3, 8), 0.3)  # a 12-row grid at R=3
+    with pytest.raises(ValueError, match="outputs"):  # ... and at the bands' own boundary
+        noise_bands(ks, lin3, s2)
 
 
 def test_beta_fraction_and_frozen_vs_true_differ():
     rng, s, ks, u = _setup(24, 20, 3, "two", seed=5)
-    lin = linearise(ks, u, 0.3, mode="true")
+    lin = linearise(ks, u, s, 0.3, mode="true")
     f = lin.beta_fraction
     assert 0.2 < f < 0.8  # random pre-activations: Re and Im signs differ half the time
-    gt = raki_gfactor(ks, u, 0.3, s, linearisation="true").g
-    gf = raki_gfactor(ks, u, 0.3, s, linearisation="frozen").g
+    gt = raki_gfactor(ks, u, s, 0.3, linearisation="true").g
+    gf = raki_gfactor(ks, u, s, 0.3, linearisation="frozen").g
     assert float(jnp.abs(gt - gf).max()) > 1e-3  # the two linearisations are different maps

@@ -25,9 +25,10 @@ from rakijax.image_space import (
     plot_activation_kernels,
     plot_mask_statistics,
 )
-from rakijax.image_space.operator import _apply_jit
 from rakijax.kspace_net import apply_network, clrelu, forward_hidden
 from rakijax.sampling import make_sampling, undersample
+
+from _props import assert_linear, no_recompile
 
 
 def _c(rng, *shape, dtype=np.complex128):
@@ -94,7 +95,7 @@ def test_activation_masks_from_network_and_full_grid():
     ks = _net(rng, nc, R, 2)
     _, u, _ = undersample(_c(rng, nc, ny, nx), s)
     u = jnp.asarray(u)
-    m = activation_masks(ks, u, 0.5, s)
+    m = activation_masks(ks, u, s, 0.5)
     zs = forward_hidden(ks, u, 0.5)
     assert m.num_hidden == 2 and m.mask[0].shape == (8, 7, nx) and m.mask[1].shape == (6, 7, nx)
     for l in range(2):
@@ -106,12 +107,12 @@ def test_activation_masks_from_network_and_full_grid():
     other[1::3] = False
     assert np.all(np.asarray(full.mask[0])[:, other] == 1) and np.all(np.asarray(full.beta[0])[:, other] == 0)
     # jit + vmap over slope
-    mm = jax.jit(jax.vmap(lambda a: activation_masks(ks, u, a).beta[0]))(jnp.array([0.0, 1.0]))
+    mm = jax.jit(jax.vmap(lambda a: activation_masks(ks, u, s, a).beta[0]))(jnp.array([0.0, 1.0]))
     assert mm.shape == (2, 8, 7, nx) and np.all(np.asarray(mm[1]) == 0)
     with pytest.raises(ValueError, match="rows"):
-        activation_masks(ks, u[:, :5], 0.5, s)
+        activation_masks(ks, u[:, :5], s, 0.5)
     with pytest.raises(ValueError, match="coils"):
-        activation_masks(ks, u[:3], 0.5)
+        activation_masks(ks, u[:3], s, 0.5)
 
 
 # ---------------------------------------------------------------- convolution helpers
@@ -164,12 +165,13 @@ def test_image_space_equals_kspace_float64(R, hidden):
         u = jnp.asarray(u)
         for slope in (0.0, 0.5, 1.0):
             ref = ifft2c(_apply_network(ks, u, s, slope))
-            op = ImageSpaceRaki.from_kernels(ks, u, slope, s)
+            op = ImageSpaceRaki.from_kernels(ks, u, s, slope)
             x = op(ifft2c(zf))
             assert op.dtype == jnp.complex128
             assert _relerr(x, ref) <= 1e-12, (ny, nx, slope)  # float64: only FFT/einsum rounding
             if slope == 0.5:
                 np.testing.assert_allclose(aliased_images(u, s), ifft2c(zf), atol=1e-14)
+                assert_linear(op, (nc, ny, nx), rng=rng, rtol=1e-12)  # frozen masks: complex-linear
 
 
 @pytest.mark.parametrize("R,ny,nx", [(4, 24, 11)])
@@ -193,7 +195,7 @@ def test_grappa_single_layer_and_batch():
     s = make_sampling(ny, R, 8)
     ks = [_c(rng, (R - 1) * nc, nc, 2, 5)]
     zf, u, _ = undersample(_c(rng, 2, nc, ny, nx), s)
-    op = ImageSpaceRaki.from_kernels(ks, u[0], 0.5, s)
+    op = ImageSpaceRaki.from_kernels(ks, u[0], s, 0.5)
     assert op.num_hidden == 0
     x = op(ifft2c(zf))  # batched input: the single-layer operator does not depend on u
     ref = ifft2c(apply_network(ks, jnp.asarray(u), s, 1.0))
@@ -206,11 +208,11 @@ def test_slope_one_collapses_to_linear_unmixing():
     s = make_sampling(ny, R, 10)
     ks = _net(rng, nc, R, 2)
     zf, u, _ = undersample(_c(rng, nc, ny, nx), s)
-    m = activation_masks(ks, jnp.asarray(u), 1.0, s)
+    m = activation_masks(ks, jnp.asarray(u), s, 1.0)
     for l in range(2):  # exactly 1, not approximately
         assert np.all(np.asarray(m.mask[l]) == 1) and np.all(np.asarray(m.alpha[l]) == 1)
         assert np.all(np.asarray(m.beta[l]) == 0)
-    op = ImageSpaceRaki.from_kernels(ks, u, 1.0, s)
+    op = ImageSpaceRaki.from_kernels(ks, u, s, 1.0)
     e = np.zeros((ny, nx))
     e[ny // 2, nx // 2] = 1
     for k in op.act_kernels:  # every activation kernel is the unit impulse at the centre
@@ -223,7 +225,7 @@ def test_slope_one_collapses_to_linear_unmixing():
     g = jnp.broadcast_to(jnp.eye(nc)[:, :, None, None], (nc, nc, ny, nx)).astype(complex)
     for d in range(1, R):
         g = g + shift_phase(d, ny, prod.dtype)[None, None, :, None] * prod[(d - 1) * nc : d * nc]
-    G = linear_unmixing(ks, (ny, nx), R)
+    G = linear_unmixing(ks, s, nx)
     assert _relerr(g, G) <= 1e-13
     assert _relerr(op(ifft2c(zf)), jnp.einsum("oiyx,iyx->oyx", G, ifft2c(zf))) <= 1e-12
 
@@ -235,19 +237,18 @@ def test_refusals_and_no_recompile():
     s_bad = make_sampling(20, 3, 8)  # 20 % 3 != 0
     _, u_bad, _ = undersample(_c(rng, nc, 20, 10), s_bad)
     with pytest.raises(ValueError, match="divisible by R"):
-        ImageSpaceRaki.from_kernels(ks, u_bad, 0.5, s_bad)
+        ImageSpaceRaki.from_kernels(ks, u_bad, s_bad, 0.5)
     s = make_sampling(21, 3, 8)
     zf, u, _ = undersample(_c(rng, nc, 21, 10), s)
-    with pytest.raises(ValueError, match=r"expected \(R-1\)\*Nc"):
-        ImageSpaceRaki.from_kernels(_net(rng, nc, 4, 2), u, 0.5, s)
-    op = ImageSpaceRaki.from_kernels(ks, u, 0.5, s)
+    with pytest.raises(ValueError, match=r"\(R-1\)\*Nc = \d+ expected"):
+        ImageSpaceRaki.from_kernels(_net(rng, nc, 4, 2), u, s, 0.5)
+    op = ImageSpaceRaki.from_kernels(ks, u, s, 0.5)
     with pytest.raises(ValueError, match="aliased images must be"):
         op(ifft2c(zf)[:, :, :9])
     op(ifft2c(zf))
-    n = _apply_jit._cache_size()
-    for slope in (0.0, 0.2, 0.9):  # new masks, same shapes: no recompilation
-        ImageSpaceRaki.from_kernels(ks, u, slope, s)(ifft2c(zf))
-    assert _apply_jit._cache_size() == n
+    with no_recompile():  # new masks, same shapes: building and applying compile nothing
+        for slope in (0.0, 0.2, 0.9):
+            ImageSpaceRaki.from_kernels(ks, u, s, slope)(ifft2c(zf))
 
 
 def test_inspection_figures():
@@ -262,16 +263,16 @@ def test_inspection_figures():
     ks = _net(rng, nc, R, 2)
     _, u, _ = undersample(_c(rng, nc, ny, nx), s)
     slopes = [0.0, 0.5, 1.0]
-    stats = [mask_statistics(activation_masks(ks, jnp.asarray(u), a, s), s) for a in slopes]
+    stats = [mask_statistics(activation_masks(ks, jnp.asarray(u), s, a), s) for a in slopes]
     assert stats[2][0]["frac_mask_not_one"] == 0 and stats[2][1]["centre_energy"] == pytest.approx(1.0, abs=1e-12)
     # random z: Re and Im signs independent -> beta != 0 for about half the entries
     assert 0.3 < stats[0][0]["frac_beta_nonzero"] < 0.7
     # the image kernel has a strong centre peak (its value is the mean mask)
     assert stats[1][0]["centre_energy"] > 0.5
-    fig = plot_activation_kernels(activation_masks(ks, jnp.asarray(u), 0.5, s), s, layer=1, channels=[0, 2])
+    fig = plot_activation_kernels(activation_masks(ks, jnp.asarray(u), s, 0.5), s, layer=1, channels=[0, 2])
     assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes) >= 4
     fig2 = plot_mask_statistics(slopes, stats)
     assert isinstance(fig2, matplotlib.figure.Figure)
     plt.close("all")
     with pytest.raises(ValueError, match="hidden layers"):
-        plot_activation_kernels(activation_masks(ks, jnp.asarray(u), 0.5, s), s, layer=2)
+        plot_activation_kernels(activation_masks(ks, jnp.asarray(u), s, 0.5), s, layer=2)

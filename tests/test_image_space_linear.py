@@ -21,6 +21,8 @@ from rakijax.image_space import (
 from rakijax.kspace_net import apply_network
 from rakijax.sampling import make_sampling, undersample
 
+from _props import assert_adjoint, assert_linear, assert_not_complex_linear
+
 
 def _c(rng, *shape):
     return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
@@ -32,7 +34,7 @@ def _setup(R=3, ny=21, nx=10, nc=4, slope=0.4, seed=0):
     ks = [_c(rng, 8, nc, 2, 5), _c(rng, 6, 8, 1, 1), _c(rng, (R - 1) * nc, 6, 1, 5)]
     s = make_sampling(ny, R, 2 * R + 2)
     zf, u, _ = undersample(_c(rng, nc, ny, nx), s)
-    return rng, ks, s, jnp.asarray(zf), jnp.asarray(u), ImageSpaceRaki.from_kernels(ks, u, slope, s)
+    return rng, ks, s, jnp.asarray(zf), jnp.asarray(u), ImageSpaceRaki.from_kernels(ks, u, s, slope)
 
 
 _apply_network = jax.jit(apply_network, static_argnums=2)
@@ -46,10 +48,10 @@ def _rel(x, y):
 def test_adjoint_dot_product(R, ny, nx):
     rng, ks, s, zf, u, op = _setup(R, ny, nx)
     f, fh = frozen_operator(op), adjoint_operator(op)
-    for _ in range(3):
-        a, b = jnp.asarray(_c(rng, 4, ny, nx)), jnp.asarray(_c(rng, 4, ny, nx))
-        lhs, rhs = jnp.vdot(f(a), b), jnp.vdot(a, fh(b))
-        assert abs(lhs - rhs) <= 1e-12 * abs(lhs)  # float64 rounding of a few FFTs/einsums
+    # float64 rounding of a few FFTs/einsums, relative to |f a| |b|
+    assert_adjoint(f, fh, (4, ny, nx), (4, ny, nx), rng=rng, rtol=1e-12, trials=3)
+    assert_linear(fh, (4, ny, nx), rng=rng, rtol=1e-12)
+    b = jnp.asarray(_c(rng, 4, ny, nx))
     # explicit adjoint == conj(T(conj b)) with T from jax.linear_transpose
     a0 = jnp.zeros((4, ny, nx), complex)
     (tb,) = jax.linear_transpose(f, a0)(jnp.conj(b))
@@ -61,8 +63,7 @@ def test_frozen_operator_is_linear_and_autodiff_works():
     f = frozen_operator(op)
     shape = zf.shape
     a, b = jnp.asarray(_c(rng, *shape)), jnp.asarray(_c(rng, *shape))
-    al, be = 0.7 - 1.3j, -0.2 + 0.5j
-    assert _rel(f(al * a + be * b), al * f(a) + be * f(b)) <= 1e-12  # complex linearity
+    assert_linear(f, shape, rng=rng, rtol=1e-12)  # complex linearity
     # frozen at u's masks: on u's own aliased images it is the nonlinear network
     assert _rel(f(ifft2c(zf)), ifft2c(_apply_network(ks, u, s, 0.4))) <= 1e-12
     # jvp: tangent output == f(tangent); vjp == transpose
@@ -82,7 +83,7 @@ def test_frozen_operator_is_linear_and_autodiff_works():
 @pytest.mark.parametrize("R,ny,nx,slope", [(3, 21, 10, 0.4), (4, 16, 9, 0.0), (3, 21, 10, 1.0)])
 def test_true_derivative_equals_kspace_jvp(R, ny, nx, slope):
     rng, ks, s, zf, u, _ = _setup(R, ny, nx, slope=slope, seed=R)
-    D = true_derivative_operator(ks, u, slope, s)
+    D = true_derivative_operator(ks, u, s, slope)
     kfun = lambda v: _apply_network(ks, v, s, slope)
     for _ in range(2):
         du = jnp.asarray(_c(rng, *u.shape))
@@ -90,11 +91,13 @@ def test_true_derivative_equals_kspace_jvp(R, ny, nx, slope):
         dx = D(ifft2c(place_on_full_grid(du, s, 0)))
         assert _rel(dx, ifft2c(t)) <= 1e-12
     da = jnp.asarray(_c(rng, *zf.shape))
-    frozen = frozen_operator(ImageSpaceRaki.from_kernels(ks, u, slope, s))(da)
+    frozen = frozen_operator(ImageSpaceRaki.from_kernels(ks, u, s, slope))(da)
+    assert_linear(D, zf.shape, rng=rng, rtol=1e-12, complex_scalars=False)  # R-linear always
     if slope == 1.0:  # beta == 0: both linearisations coincide
         assert _rel(D(da), frozen) <= 1e-12
+        assert_linear(D, zf.shape, rng=rng, rtol=1e-12)
     else:  # widely linear: D(i da) != i D(da), and it differs from the frozen masks
-        assert _rel(D(1j * da), 1j * D(da)) > 1e-3
+        assert_not_complex_linear(D, zf.shape, rng=rng, min_rel=1e-3)
         assert _rel(D(da), frozen) > 1e-3
     with pytest.raises(ValueError, match="perturbation must be"):
         D(da[:2])

@@ -1,6 +1,7 @@
 """Noise analysis: analytic g-factor maps (GRAPPA, RAKI), dense autodiff and Monte Carlo references.
 
-* :mod:`.combine` - coil combination weights and ``g`` from per-pixel coil covariance.
+* :mod:`.combine` - coil combination weights, the one ``g`` formula, psi checks.
+* :mod:`.result` - :class:`GFactorResult`, returned by GRAPPA and RAKI alike.
 * :mod:`.grappa` - Breuer's per-pixel GRAPPA formula ``Cov = G Psi G^H / R``.
 * :mod:`.linearise` - RAKI linearisations at the data: ``"true"`` derivative / ``"frozen"`` masks.
 * :mod:`.bands` - exact band coefficients of the reconstructed k-space noise covariance.
@@ -15,14 +16,18 @@ from .combine import combination_weights
 from .combine import combine
 from .combine import combined_variance
 from .combine import gfactor_from_cov
+from .combine import gfactor_from_variance
+from .combine import noise_covariance
+from .grappa import grappa_cov
+from .grappa import grappa_gfactor
 from .linearise import Linearisation
 from .linearise import linearise
-from .maps import GFactorResult
 from .maps import coil_covariance_maps
 from .maps import raki_gfactor
-from .reference import gfactor_from_variance
 from .reference import jacobian_cov
 from .reference import monte_carlo_variance
+from .reference import pseudo_replica_variance
+from .result import GFactorResult
 
 __all__ = [
     "Bands",
@@ -35,17 +40,13 @@ __all__ = [
     "combined_variance",
     "gfactor_from_cov",
     "gfactor_from_variance",
+    "grappa_cov",
+    "grappa_gfactor",
     "jacobian_cov",
     "linearise",
     "monte_carlo_variance",
     "noise_bands",
+    "noise_covariance",
+    "pseudo_replica_variance",
     "raki_gfactor",
 ]
-
-try:  # helper-owned module; present on main from the GRAPPA issue
-    from .grappa import grappa_cov  # noqa: F401
-    from .grappa import grappa_gfactor  # noqa: F401
-
-    __all__ += ["grappa_cov", "grappa_gfactor"]
-except ImportError:  # pragma: no cover
-    pass

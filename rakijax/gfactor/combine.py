@@ -12,9 +12,12 @@ covariance ``Psi`` on the acquired samples (a fully sampled scan has ``Cov = Psi
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
-__all__ = ["combination_weights", "combine", "combined_variance", "gfactor_from_cov"]
+from ..validate import validate_psi
+
+__all__ = ["combination_weights", "combine", "combined_variance", "gfactor_from_variance", "gfactor_from_cov", "noise_covariance"]
 
 
 def combination_weights(x, maps=None):
@@ -45,12 +48,50 @@ def combined_variance(cov, p):
     return jnp.real(jnp.einsum("cyx,cdyx,dyx->yx", jnp.conj(p), cov, p))
 
 
+def gfactor_from_variance(var, p, psi, R: float):
+    """The g formula: ``g = sqrt(var) / (sqrt(p^H Psi p) sqrt(R))`` (DESIGN.md).
+
+    The one home of ``g`` in rakijax: the analytic maps (RAKI, GRAPPA), the dense
+    autodiff covariance and the Monte Carlo variance all end here.
+
+    Args:
+        var: (Ny, Nx) noise variance of the coil-combined reconstruction per unit input noise.
+        p: (Nc, Ny, Nx) combination weights.
+        psi: (Nc, Nc) input noise covariance, or ``None`` (identity).
+        R: acceleration factor.
+
+    Returns:
+        (Ny, Nx) real g-factor map; 0 where ``p^H Psi p`` vanishes.
+    """
+    p = jnp.asarray(p)
+    psi = jnp.eye(p.shape[0], dtype=p.dtype) if psi is None else jnp.asarray(psi)
+    var_full = combined_variance(psi, p)
+    ok = var_full > 0
+    return jnp.where(ok, jnp.sqrt(jnp.maximum(var, 0)) / jnp.sqrt(jnp.where(ok, var_full, 1) * R), 0.0)
+
+
 def gfactor_from_cov(cov, p, psi, R: float):
     """g-factor map from the reconstruction coil covariance ``cov`` (Nc, Nc, Ny, Nx).
 
-    Pixels where ``p`` vanishes get ``g = 0``.
+    :func:`gfactor_from_variance` of ``p^H Cov(r) p``; pixels where ``p`` vanishes get ``g = 0``.
     """
-    var_recon = combined_variance(cov, p)
-    var_full = combined_variance(psi, p)
-    ok = var_full > 0
-    return jnp.where(ok, jnp.sqrt(jnp.maximum(var_recon, 0)) / jnp.sqrt(jnp.where(ok, var_full, 1) * R), 0.0)
+    return gfactor_from_variance(combined_variance(cov, p), p, psi, R)
+
+
+def noise_covariance(psi, nc: int, dtype):
+    """``psi`` as a (Nc, Nc) array of ``dtype`` (identity for ``None``), checked.
+
+    Concrete input goes through :func:`rakijax.validate.validate_psi` (square, ``Nc``
+    coils, finite, Hermitian, PSD); a traced ``psi`` (under ``jit``/``vmap``) is checked
+    for its shape only.
+
+    Raises:
+        ValueError: the checks above, naming the shapes.
+    """
+    if psi is None:
+        return jnp.eye(nc, dtype=dtype)
+    if isinstance(psi, jax.core.Tracer):
+        if psi.shape != (nc, nc):
+            raise ValueError(f"noise covariance psi has shape {psi.shape} but the data have Nc={nc} coils")
+        return psi.astype(dtype)
+    return jnp.asarray(validate_psi(psi, nc), dtype)

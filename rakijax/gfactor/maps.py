@@ -21,7 +21,6 @@ References: Breuer et al. 2009; Robson et al. 2008; Dawood et al. 2024.
 
 from __future__ import annotations
 
-import dataclasses
 from functools import partial
 from typing import Sequence
 
@@ -29,34 +28,16 @@ import jax
 import jax.numpy as jnp
 
 from ..fft import ifft2c
+from ..image_space.masks import check_mode
 from ..kspace_net import apply_network
 from ..sampling import Sampling
+from ..validate import check_reduced
 from .bands import Bands, noise_bands
-from .combine import combination_weights, gfactor_from_cov
-from .linearise import Linearisation, _check_mode, linearise
+from .combine import combination_weights, gfactor_from_cov, noise_covariance
+from .linearise import linearise
+from .result import GFactorResult
 
-__all__ = ["GFactorResult", "coil_covariance_maps", "raki_gfactor"]
-
-
-@dataclasses.dataclass(frozen=True)
-class GFactorResult:
-    """Analytic g-factor of a reduced-grid network.
-
-    Attributes:
-        g: (Ny, Nx) g-factor map (linear response, per the linearisation).
-        cov: (Nc, Nc, Ny, Nx) coil covariance per unit input noise, or ``None``.
-        linearisation: ``"true"`` or ``"frozen"``.
-        p: (Nc, Ny, Nx) combination weights used.
-        bands: the :class:`~rakijax.gfactor.bands.Bands` (band coefficients).
-        beta_fraction: fraction of hidden activations with ``beta != 0`` (true mode).
-    """
-
-    g: jax.Array
-    cov: jax.Array | None
-    linearisation: str
-    p: jax.Array
-    bands: Bands
-    beta_fraction: float = float("nan")
+__all__ = ["coil_covariance_maps", "raki_gfactor"]
 
 
 def coil_covariance_maps(bands: Bands, shape: tuple[int, int] | None = None):
@@ -90,12 +71,12 @@ def _cov_maps(s, extent, shape):
 
 def raki_gfactor(
     kernels: Sequence,
-    u,
-    slope,
+    reduced,
     sampling: Sampling,
+    slope,
+    *,
     psi=None,
     p=None,
-    *,
     linearisation: str = "true",
     return_cov: bool = False,
     chunk: int = 8,
@@ -103,68 +84,56 @@ def raki_gfactor(
 ) -> GFactorResult:
     """Exact analytic g-factor map of a RAKI (or GRAPPA, or any) reduced-grid network.
 
-    Linearises the network at the acquired data ``u`` (:func:`linearise`), computes the
-    band coefficients of the reconstructed k-space noise covariance exactly
+    Linearises the network at the acquired data ``reduced`` (:func:`linearise`), computes
+    the band coefficients of the reconstructed k-space noise covariance exactly
     (:func:`noise_bands`), the per-pixel coil covariance by one FFT
     (:func:`coil_covariance_maps`), and ``g = sqrt(p^H Cov p) / (sqrt(p^H Psi p) sqrt(R))``.
 
     Args:
         kernels: list of complex kernels ``(cout, cin, kh, kw)``; the last predicts
             ``(R-1)*Nc`` channels (ignored at ``R = 1``).
-        u: acquired reduced-grid k-space (Nc, Y, X).
-        slope: negative slope of the complex leaky ReLU (1 makes the network linear).
+        reduced: acquired reduced-grid k-space (Nc, Y, X).
         sampling: the sampling (``Ny % R == 0`` required; ``Y = sampling.num_reduced``).
+        slope: negative slope of the complex leaky ReLU (1 makes the network linear).
         psi: (Nc, Nc) input noise covariance (default identity); folded in by prewhitening.
         p: (Nc, Ny, Nx) combination weights; default ``x/RSS(x)`` of the reconstructed
-            coil images ``x = ifft2c(apply_network(kernels, u, sampling, slope))``.
+            coil images ``x = ifft2c(apply_network(kernels, reduced, sampling, slope))``.
         linearisation: ``"true"`` (default, exact derivative) or ``"frozen"`` (masks).
         return_cov: also return the (Nc, Nc, Ny, Nx) covariance maps.
         chunk: reduced rows per chunk of the band computation (memory bound).
         method: ``"spectral"`` or ``"gram"`` (see :func:`noise_bands`).
 
     Returns:
-        :class:`GFactorResult`.
+        :class:`~rakijax.gfactor.result.GFactorResult`.
 
     Raises:
-        ValueError: bad shapes, ``Ny % R != 0``, unknown linearisation.
+        ValueError: bad shapes, ``Ny % R != 0``, unknown linearisation, a bad ``psi``.
     """
-    _check_mode(linearisation)
-    u = jnp.asarray(u)
-    if u.ndim != 3:
-        raise ValueError(f"u must be reduced-grid k-space (Nc, Y, X), got shape {u.shape}")
-    nc, Y, X = u.shape
-    if Y != sampling.num_reduced:
-        raise ValueError(f"u has {Y} rows but the sampling acquires {sampling.num_reduced} lines")
+    check_mode(linearisation)
+    reduced = jnp.asarray(reduced)
+    kernels = [jnp.asarray(w) for w in kernels] if sampling.R > 1 else None
+    check_reduced(kernels, reduced, sampling)
+    nc, Y, X = reduced.shape
     sampling.require_periodic("exact g-factor maps")
     shape = (sampling.ny, X)
-    cdt = jnp.result_type(u.dtype, jnp.complex64)
-    psi_a = jnp.eye(nc, dtype=cdt) if psi is None else jnp.asarray(psi, cdt)
-    if psi_a.shape != (nc, nc):
-        raise ValueError(f"noise covariance must be ({nc}, {nc}) for {nc} coils, got {psi_a.shape}")
+    cdt = jnp.result_type(reduced.dtype, jnp.complex64)
+    psi_a = noise_covariance(psi, nc, cdt)
+    beta_fraction = float("nan")
     if sampling.R == 1:  # nothing to reconstruct: the acquired samples pass through, Cov = Psi
-        lin = Linearisation(mode=linearisation, grid=(Y, X))
         s = jnp.zeros((nc, nc, 1, 1), cdt).at[:, :, 0, 0].set(Y * X * psi_a)
         bands = Bands(s=s, extent=(0, 0), shape=shape, R=1, mode=linearisation)
-        x = ifft2c(u)
+        x = ifft2c(reduced)
     else:
-        kernels = [jnp.asarray(w) for w in kernels]
-        lin = linearise(kernels, u, slope, mode=linearisation)
+        lin = linearise(kernels, reduced, sampling, slope, mode=linearisation)
+        if linearisation == "true":
+            beta_fraction = lin.beta_fraction
         bands = noise_bands(kernels, lin, sampling, psi_a, chunk=chunk, method=method)
-        x = None
-        if p is None:
-            x = ifft2c(apply_network(kernels, u, sampling, slope))
-    if p is None:
-        p = combination_weights(x)
-    p = jnp.asarray(p)
+        x = ifft2c(apply_network(kernels, reduced, sampling, slope)) if p is None else None
+    p = combination_weights(x) if p is None else jnp.asarray(p)
     if p.shape != (nc,) + shape:
         raise ValueError(f"combination weights must be {(nc,) + shape}, got {p.shape}")
     cov = coil_covariance_maps(bands, shape)
     g = gfactor_from_cov(cov, p, psi_a, sampling.R)
     return GFactorResult(
-        g=g,
-        cov=cov if return_cov else None,
-        linearisation=linearisation,
-        p=p,
-        bands=bands,
-        beta_fraction=lin.beta_fraction if sampling.R > 1 else float("nan"),
+        g=g, cov=cov if return_cov else None, linearisation=linearisation, p=p, bands=bands, beta_fraction=beta_fraction
     )

@@ -7,8 +7,8 @@ the image-space application
 
     x(r) = G(r) a(r),   a = ifft2c(zero_filled)
 
-with the per-pixel unmixing matrices ``G(r)`` of :func:`image_weights`
-(= :func:`rakijax.image_space.weights.linear_unmixing`) to float precision when
+with the per-pixel unmixing matrices ``G(r)`` of
+:func:`rakijax.image_space.weights.linear_unmixing` to float precision when
 ``Ny % R == 0``.
 
 References:
@@ -24,12 +24,12 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from ..image_space.weights import linear_unmixing as image_weights
 from ..kspace_net import apply_network
 from ..sampling import Sampling, undersample
+from ..validate import check_reduced
 from .calibrate import calibrate
 
-__all__ = ["apply", "reconstruct", "image_weights"]
+__all__ = ["apply", "reconstruct"]
 
 
 @partial(jax.jit, static_argnames=("sampling",))
@@ -54,22 +54,10 @@ def apply(kernels: Sequence, reduced, sampling: Sampling):
         ValueError: shapes that do not match the kernel or the sampling.
     """
     reduced = jnp.asarray(reduced)
-    if reduced.ndim < 3:
-        raise ValueError(f"reduced k-space must be (..., Nc, Y, Nx), got shape {reduced.shape}")
-    if reduced.shape[-2] != sampling.num_reduced:
-        raise ValueError(
-            f"reduced k-space has {reduced.shape[-2]} rows but the sampling (Ny={sampling.ny}, R={sampling.R}, "
-            f"offset={sampling.offset}) acquires {sampling.num_reduced}"
-        )
+    kernels = [jnp.asarray(w) for w in kernels] if sampling.R > 1 else None
+    check_reduced(kernels, reduced, sampling, batch=True)
     if sampling.R == 1:
         return reduced
-    kernels = [jnp.asarray(w) for w in kernels]
-    nc = reduced.shape[-3]
-    if kernels[0].shape[1] != nc or kernels[-1].shape[0] != (sampling.R - 1) * nc:
-        raise ValueError(
-            f"kernels {[tuple(w.shape) for w in kernels]} do not fit {nc} coils at R={sampling.R} "
-            f"(reduced k-space {reduced.shape})"
-        )
     if not jnp.iscomplexobj(reduced):
         reduced = reduced.astype(jnp.result_type(reduced.dtype, jnp.complex64))
     return _apply(kernels, reduced, sampling)
@@ -90,5 +78,5 @@ def reconstruct(kspace_full, sampling: Sampling, **kw):
     if kspace_full.ndim != 3:
         raise ValueError(f"kspace_full must be (Nc, Ny, Nx), got shape {kspace_full.shape}")
     _, reduced, acs = undersample(kspace_full, sampling)
-    kernels = calibrate(acs, sampling.R, sampling=sampling, **kw)
+    kernels = calibrate(acs, sampling, **kw)
     return apply(kernels, reduced, sampling), kernels

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..kspace_net import acs_pairs, min_acs_lines, reach
 from ..sampling import Sampling
+from ..validate import check_finite
 
 __all__ = ["calibrate", "source_matrix"]
 
@@ -94,19 +95,18 @@ def _solve(acs_block, lamda, R: int, kernel: tuple[int, int]):
     return w.T.reshape(w.shape[1], nc, kh, kw)
 
 
-def calibrate(acs_block, R: int, *, kernel: tuple[int, int] = (2, 5), lamda=1e-4, sampling: Sampling | None = None):
+def calibrate(acs_block, sampling: Sampling, *, kernel: tuple[int, int] = (2, 5), lamda=1e-4):
     """Calibrate a GRAPPA kernel on the ACS block.
 
     Solves ``(S^H S + lam I) w = S^H T`` with ``lam = lamda * trace(S^H S)/n`` (see the
     module docstring for ``S``, ``T`` and the geometry).
 
     Args:
-        acs_block: (Nc, A, Nx) complex, fully sampled contiguous ACS lines.
-        R: acceleration factor (integer >= 2).
+        acs_block: (Nc, A, Nx) complex, fully sampled contiguous ACS lines
+            (``A = sampling.acs``).
+        sampling: the sampling pattern; gives ``R`` (integer >= 2).
         kernel: ``(kh, kw)``: acquired lines in ky x columns in kx (default 2 x 5).
         lamda: relative Tikhonov weight (>= 0, may be traced, e.g. vmapped).
-        sampling: optional sampling pattern; when given, ``R`` and the ACS width
-            must match it.
 
     Returns:
         ``[W]``: a list with one complex kernel ``W`` ((R-1)*Nc, Nc, kh, kw) in the
@@ -115,15 +115,19 @@ def calibrate(acs_block, R: int, *, kernel: tuple[int, int] = (2, 5), lamda=1e-4
 
     Raises:
         ValueError: wrong rank, non-finite values, ``R < 2``, a kernel size below 1,
-            too few ACS lines for the kernel reach at ``R``, or a ``sampling`` that
-            does not match.
+            too few ACS lines for the kernel reach at ``R``, or an ACS block whose
+            line count differs from ``sampling.acs``.
+        TypeError: ``sampling`` is not a :class:`~rakijax.sampling.Sampling`.
 
     References:
         Griswold et al., MRM 47:1202 (2002).
     """
-    if isinstance(R, bool) or int(R) != R:
-        raise ValueError(f"R must be an integer, got {R!r}")
-    R = int(R)
+    if not isinstance(sampling, Sampling):
+        raise TypeError(
+            f"sampling must be a rakijax.sampling.Sampling (R enters through it), got {type(sampling).__name__}: "
+            "build one with rakijax.sampling.make_sampling(ny, R, acs)"
+        )
+    R = sampling.R
     if R < 2:
         raise ValueError(
             f"GRAPPA calibration needs R >= 2 (got R={R}); at R=1 no line is missing and the "
@@ -137,6 +141,8 @@ def calibrate(acs_block, R: int, *, kernel: tuple[int, int] = (2, 5), lamda=1e-4
     if acs_block.ndim != 3:
         raise ValueError(f"acs_block must be (Nc, A, Nx), got shape {tuple(acs_block.shape)}")
     nc, A, nx = acs_block.shape
+    if sampling.acs != A:
+        raise ValueError(f"acs_block {tuple(acs_block.shape)} has {A} lines but the sampling has acs={sampling.acs}")
     shapes = [((R - 1) * nc, nc) + kernel]
     need = min_acs_lines(shapes, R)
     if A < need:
@@ -147,13 +153,8 @@ def calibrate(acs_block, R: int, *, kernel: tuple[int, int] = (2, 5), lamda=1e-4
     _, _, left, right = reach(shapes)
     if nx < left + right + 1:
         raise ValueError(f"readout of {nx} columns is narrower than the kernel width {kernel[1]}")
-    if sampling is not None:
-        if sampling.R != R:
-            raise ValueError(f"R={R} does not match the sampling's R={sampling.R}")
-        if sampling.acs != A:
-            raise ValueError(f"acs_block has {A} lines but the sampling has acs={sampling.acs}")
-    if not isinstance(acs_block, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(acs_block))):
-        raise ValueError(f"acs_block {tuple(acs_block.shape)} contains NaN or Inf")
+    if not isinstance(acs_block, jax.core.Tracer):
+        check_finite(acs_block, "acs_block")
     lam = jnp.asarray(lamda)
     if lam.ndim != 0:
         raise ValueError(f"lamda must be a scalar, got shape {lam.shape}")

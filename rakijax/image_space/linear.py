@@ -31,24 +31,19 @@ import jax
 import jax.numpy as jnp
 
 from ..sampling import Sampling
-from ..kspace_net import forward_hidden
-from .masks import ActivationMasks, _check_input, full_grid_masks, masks_from_preactivations
+from .masks import ActivationMasks, activation_masks
 from .operator import (
     ImageSpaceRaki,
-    _apply,
-    _check_kernels,
-    _default_dtype,
-    _output_phases,
-    _place_outputs,
     circular_convolve,
+    complex_dtype,
     conj_reflect,
-    image_weights,
-    mask_image_kernel,
+    frozen_apply,
+    image_parts,
     per_pixel_apply,
 )
+from .weights import output_phases, place_outputs
 
 __all__ = [
-    "frozen_apply",
     "frozen_adjoint",
     "frozen_operator",
     "adjoint_operator",
@@ -57,9 +52,7 @@ __all__ = [
 ]
 
 
-def frozen_apply(op: ImageSpaceRaki, a):
-    """``L a``: the frozen-mask operator (complex-linear in ``a`` (..., Nc, Ny, Nx)); pure, jit-able."""
-    return _apply(op, a)
+_frozen_apply_jit = jax.jit(frozen_apply)
 
 
 def frozen_adjoint(op: ImageSpaceRaki, b):
@@ -71,7 +64,7 @@ def frozen_adjoint(op: ImageSpaceRaki, b):
     ny = op.shape[0]
     if R == 1:
         return b
-    ph = jnp.conj(_output_phases(R, ny, b.dtype))
+    ph = jnp.conj(output_phases(R, ny, b.dtype))
     # adjoint of x = a + sum_d P_d y_d
     gy = jnp.concatenate([ph[d - 1][:, None] * b for d in range(1, R)], axis=-3)
     h = gy
@@ -82,7 +75,6 @@ def frozen_adjoint(op: ImageSpaceRaki, b):
     return b + h
 
 
-_frozen_apply_jit = jax.jit(frozen_apply)
 _frozen_adjoint_jit = jax.jit(frozen_adjoint)
 
 
@@ -136,54 +128,38 @@ def _derivative(op: ImageSpaceDerivative, da):
         h = per_pixel_apply(wt, h)
         if l < len(op.alpha_kernels):
             h = circular_convolve(op.alpha_kernels[l], h) + circular_convolve(op.beta_kernels[l], conj_reflect(h))
-    return _place_outputs(da, h, op.R, op.num_coils)
+    return place_outputs(da, h, op.R, op.num_coils)
 
 
 _derivative_jit = jax.jit(_derivative)
 
 
-def true_derivative_operator(kernels: Sequence, u, slope, sampling: Sampling, *, masks: ActivationMasks | None = None, dtype=None):
-    """Build :class:`ImageSpaceDerivative` at the reduced k-space ``u`` (Nc, Y, X).
+def true_derivative_operator(
+    kernels: Sequence, reduced, sampling: Sampling, slope, *, masks: ActivationMasks | None = None, dtype=None
+):
+    """Build :class:`ImageSpaceDerivative` at the reduced k-space ``reduced`` (Nc, Y, X).
 
     Args:
         kernels: list of ``(cout, cin, kh, kw)`` complex kernels.
-        u: reduced-grid k-space at which the network is linearised.
-        slope: negative slope of the complex leaky ReLU.
+        reduced: reduced-grid k-space at which the network is linearised.
         sampling: sampling pattern (``Ny % R == 0``).
-        masks: precomputed reduced-grid masks (else computed from ``u``).
-        dtype: complex dtype (default the result type of ``u`` and the kernels).
+        slope: negative slope of the complex leaky ReLU.
+        masks: precomputed reduced-grid masks holding ``alpha``/``beta`` (else computed
+            from ``reduced``).
+        dtype: complex dtype (default the result type of ``reduced`` and the kernels).
 
     Raises:
         ValueError: ``Ny % R != 0`` or inconsistent kernels/shapes.
     """
     kernels = [jnp.asarray(k) for k in kernels]
-    u = jnp.asarray(u)
-    _check_input(kernels, u, sampling)
-    R, ny, nx = sampling.R, sampling.ny, u.shape[-1]
-    if not sampling.periodic:
-        raise ValueError(f"the exact image-space form needs Ny divisible by R (Ny={ny}, R={R})")
-    _check_kernels(kernels, R)
-    if dtype is None:
-        dtype = _default_dtype(u.dtype, *[k.dtype for k in kernels])
+    reduced = jnp.asarray(reduced)
+    sampling.require_periodic("the exact image-space form")
     if masks is None:
-        weights, ka, kb = _build_derivative_from_u(kernels, u, slope, sampling=sampling, dtype=jnp.dtype(dtype))
-    else:
-        weights, ka, kb = _build_derivative(kernels, masks, sampling=sampling, nx=nx, dtype=jnp.dtype(dtype))
+        masks = activation_masks(kernels, reduced, sampling, slope, mode="true")
+    if dtype is None:
+        dtype = complex_dtype(reduced.dtype, *[k.dtype for k in kernels])
+    weights, (ka, kb) = image_parts(kernels, masks, sampling, fields=("alpha", "beta"), dtype=dtype)
     return ImageSpaceDerivative(
-        weights=weights, alpha_kernels=ka, beta_kernels=kb, R=R, shape=(ny, nx), num_coils=kernels[0].shape[1]
+        weights=weights, alpha_kernels=ka, beta_kernels=kb, R=sampling.R, shape=(sampling.ny, reduced.shape[-1]),
+        num_coils=kernels[0].shape[1],
     )
-
-
-@functools.partial(jax.jit, static_argnames=("sampling", "nx", "dtype"))
-def _build_derivative(kernels, masks, *, sampling, nx, dtype):
-    full = full_grid_masks(masks, sampling)
-    weights = [image_weights(k.astype(dtype), (sampling.ny, nx), sampling.R) for k in kernels]
-    ka = [mask_image_kernel(a.astype(dtype)) for a in full.alpha]
-    kb = [mask_image_kernel(b.astype(dtype)) for b in full.beta]
-    return weights, ka, kb
-
-
-@functools.partial(jax.jit, static_argnames=("sampling", "dtype"))
-def _build_derivative_from_u(kernels, u, slope, *, sampling, dtype):
-    masks = masks_from_preactivations(forward_hidden(kernels, u, slope, padding="circular")[:-1], slope)
-    return _build_derivative(kernels, masks, sampling=sampling, nx=u.shape[-1], dtype=dtype)

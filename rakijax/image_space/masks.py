@@ -17,8 +17,11 @@ rewritings of it are used:
   and ``beta`` are piecewise constant, the true (real) derivative of ``s_a`` is
   ``ds = alpha dz + beta conj(dz)`` (MATH.md section 3); ``m = alpha + beta conj(z)/z``.
 
-Masks are computed by one k-space inference pass on the reduced grid and live
-there (``(C_l, Y, X)`` per hidden layer). :func:`full_grid_masks` places them on
+Both live in one pytree, :class:`ActivationMasks`, shared by the image-space operators
+and the g-factor linearisation (:mod:`rakijax.gfactor.linearise`): its ``mode`` says which
+linearisation :meth:`ActivationMasks.coefficients` returns (``"frozen"``: ``(m,)``;
+``"true"``: ``(alpha, beta)``). Masks are computed by one k-space inference pass on the
+reduced grid and live there (``(C_l, Y, X)`` per hidden layer). :func:`full_grid_masks` places them on
 the zero-filled full grid (``Ny % R == 0``): the pre-activations vanish on the
 lines that are not acquired, so any mask value is exact there; we use
 ``m = alpha = 1``, ``beta = 0`` (the derivative of a network whose input is zero on
@@ -31,6 +34,7 @@ for k-space interpolation", MRM 2024 (arXiv 2402.17410).
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Sequence
 
 import jax
@@ -38,9 +42,12 @@ import jax.numpy as jnp
 
 from ..kspace_net import forward_hidden
 from ..sampling import Sampling
+from ..validate import check_reduced
 
 __all__ = [
+    "MODES",
     "ActivationMasks",
+    "check_mode",
     "split_activation",
     "activation_masks",
     "masks_from_preactivations",
@@ -48,38 +55,75 @@ __all__ = [
     "place_on_full_grid",
 ]
 
+MODES = ("true", "frozen")
+"""The two linearisations: ``"true"`` derivative ``(alpha, beta)``, ``"frozen"`` masks ``m``."""
 
-@jax.tree_util.register_dataclass
+_FIELDS = {None: ("mask", "alpha", "beta"), "true": ("alpha", "beta"), "frozen": ("mask",)}
+
+
+def check_mode(mode: str) -> str:
+    """Return ``mode`` if it is one of :data:`MODES`, else raise ``ValueError``."""
+    if mode not in MODES:
+        raise ValueError(f"linearisation must be one of {MODES}, got {mode!r}")
+    return mode
+
+
 @dataclasses.dataclass(frozen=True)
 class ActivationMasks:
-    """Per hidden layer activation masks on one grid (a pytree of lists of arrays).
+    """Activation masks / widely-linear split of every hidden layer on one grid (a pytree).
+
+    The one activation-linearisation type of rakijax: the image-space operators read
+    ``mask`` (frozen) or ``alpha``/``beta`` (true derivative), the g-factor bands read
+    :meth:`coefficients` of :attr:`mode`.
 
     Attributes:
-        mask: list over hidden layers of complex ``(C_l, H, W)``: ``m = s_a(z)/z``
-            (1 where ``z = 0``).
-        alpha: list of real ``(C_l, H, W)``: ``(s_r + s_i)/2``.
-        beta: list of real ``(C_l, H, W)``: ``(s_r - s_i)/2``.
-
-    ``H, W`` is the reduced grid ``(Y, X)`` from :func:`activation_masks` or the
-    full grid ``(Ny, Nx)`` from :func:`full_grid_masks`.
+        mask: tuple over hidden layers of complex ``(C_l, H, W)``: ``m = s_a(z)/z``
+            (1 where ``z = 0``); empty when not held (``mode="true"`` linearisation).
+        alpha: tuple of real ``(C_l, H, W)``: ``(s_r + s_i)/2``; empty when not held.
+        beta: tuple of real ``(C_l, H, W)``: ``(s_r - s_i)/2``; empty when not held.
+        grid: ``(H, W)`` (static): the reduced grid ``(Y, X)`` from
+            :func:`activation_masks` or the full grid ``(Ny, Nx)`` from :func:`full_grid_masks`.
+        mode: ``"true"`` or ``"frozen"`` (static): the linearisation :meth:`coefficients` returns.
     """
 
-    mask: list
-    alpha: list
-    beta: list
+    mask: tuple = ()
+    alpha: tuple = ()
+    beta: tuple = ()
+    grid: tuple = ()
+    mode: str = "true"
 
     @property
     def num_hidden(self) -> int:
-        return len(self.mask)
+        return max(len(self.mask), len(self.alpha))
+
+    def coefficients(self, l: int):
+        """Coefficients of hidden layer ``l`` (0-based): ``(m,)`` (frozen) or ``(alpha, beta)`` (true)."""
+        return (self.mask[l],) if self.mode == "frozen" else (self.alpha[l], self.beta[l])
+
+    def require(self, *fields: str) -> None:
+        """Raise ``ValueError`` unless every named field is held for every hidden layer."""
+        for f in fields:
+            if len(getattr(self, f)) != self.num_hidden:
+                raise ValueError(f"these activation masks (mode={self.mode!r}) do not hold {f!r}; compute them with mode=None")
+
+    @property
+    def beta_fraction(self) -> float:
+        """Fraction of hidden activations with ``beta != 0`` (NaN when ``beta`` is not held)."""
+        if not self.beta:
+            return float("nan")
+        nz = sum(float(jnp.sum(b != 0)) for b in self.beta)
+        return nz / sum(b.size for b in self.beta)
+
+
+jax.tree_util.register_dataclass(ActivationMasks, data_fields=["mask", "alpha", "beta"], meta_fields=["grid", "mode"])
 
 
 def split_activation(z, slope):
     """``(m, alpha, beta)`` of one pre-activation (elementwise).
 
     ``CLReLU_a(z) = m z = alpha z + beta conj(z)``: ``m`` is the (frozen) activation
-    mask, ``(alpha, beta)`` the widely-linear derivative. The one definition shared by
-    the image-space operator and the g-factor linearisation
-    (:mod:`rakijax.gfactor.linearise`); under ``jit`` unused outputs cost nothing.
+    mask, ``(alpha, beta)`` the widely-linear derivative. Under ``jit`` unused outputs
+    cost nothing.
     """
     re, im = jnp.real(z), jnp.imag(z)
     slope = jnp.asarray(slope, re.dtype)
@@ -96,15 +140,27 @@ def split_activation(z, slope):
     return mask, alpha, beta
 
 
-def masks_from_preactivations(zs: Sequence, slope) -> ActivationMasks:
-    """Masks and widely-linear split of a list of hidden pre-activations ``[z_1..z_{L-1}]``."""
+def masks_from_preactivations(zs: Sequence, slope, *, grid: tuple | None = None, mode: str | None = None) -> ActivationMasks:
+    """:class:`ActivationMasks` of a list of hidden pre-activations ``[z_1..z_{L-1}]``.
+
+    Args:
+        zs: hidden pre-activations ``(C_l, H, W)``.
+        slope: negative slope of the complex leaky ReLU (may be traced).
+        grid: ``(H, W)``; default from ``zs`` (required when ``zs`` is empty).
+        mode: ``None`` keeps ``mask``, ``alpha`` and ``beta`` (labelled ``"true"``);
+            ``"true"`` or ``"frozen"`` keeps only what that linearisation needs.
+    """
+    if grid is None:
+        if not zs:
+            raise ValueError("give grid=(H, W) when there are no hidden pre-activations")
+        grid = zs[0].shape[-2:]
     parts = [split_activation(z, slope) for z in zs]
-    return ActivationMasks(
-        mask=[p[0] for p in parts], alpha=[p[1] for p in parts], beta=[p[2] for p in parts]
-    )
+    keep = _FIELDS[mode if mode is None else check_mode(mode)]
+    fields = {f: tuple(p[i] for p in parts) for i, f in enumerate(("mask", "alpha", "beta")) if f in keep}
+    return ActivationMasks(**fields, grid=tuple(int(n) for n in grid), mode=mode or "true")
 
 
-def activation_masks(kernels: Sequence, u, slope, sampling: Sampling | None = None) -> ActivationMasks:
+def activation_masks(kernels: Sequence, reduced, sampling: Sampling, slope, *, mode: str | None = None) -> ActivationMasks:
     """Activation masks of every hidden layer from a k-space inference pass.
 
     Runs :func:`rakijax.kspace_net.forward_hidden` (circular edges) on the reduced
@@ -117,44 +173,31 @@ def activation_masks(kernels: Sequence, u, slope, sampling: Sampling | None = No
 
     Args:
         kernels: list of complex kernels ``(cout, cin, kh, kw)`` (shared network format).
-        u: reduced-grid k-space ``(Nc, Y, X)`` (complex).
+        reduced: reduced-grid k-space ``(Nc, Y, X)`` (complex).
+        sampling: the sampling; ``reduced`` must have ``sampling.num_reduced`` rows.
         slope: negative slope ``a`` of the complex leaky ReLU (float, may be traced).
-        sampling: optional; when given, ``u`` must have ``sampling.num_reduced`` rows.
+        mode: ``None`` (all of ``m``, ``alpha``, ``beta``), or ``"true"``/``"frozen"``
+            for only the coefficients of that linearisation.
 
     Returns:
-        :class:`ActivationMasks` with lists of length ``L-1`` of ``(C_l, Y, X)`` arrays
-        (empty lists for a one-layer network such as GRAPPA).
+        :class:`ActivationMasks` on the reduced grid with ``L-1`` layers of ``(C_l, Y, X)``
+        arrays (none for a one-layer network such as GRAPPA).
 
     Raises:
-        ValueError: ``u`` not ``(Nc, Y, X)`` with ``Nc`` the kernels' input channels,
-            or its row count disagrees with ``sampling``.
+        ValueError: ``reduced`` not ``(Nc, Y, X)`` with ``Nc`` the kernels' input channels
+            and ``Y`` the sampling's acquired lines, a broken kernel chain, unknown mode.
     """
-    kernels = list(kernels)
-    u = jnp.asarray(u)
-    _check_input(kernels, u, sampling)
-    return _masks_jit([jnp.asarray(k) for k in kernels], jnp.asarray(u), slope)
+    kernels = [jnp.asarray(k) for k in kernels]
+    check_reduced(kernels, reduced, sampling)
+    if mode is not None:
+        check_mode(mode)
+    return _masks_jit(kernels, jnp.asarray(reduced), slope, mode=mode)
 
 
-@jax.jit
-def _masks_jit(kernels, u, slope):
-    zs = forward_hidden(kernels, u, slope, padding="circular")
-    return masks_from_preactivations(zs[:-1], slope)
-
-
-def _check_input(kernels, u, sampling):
-    if not kernels:
-        raise ValueError("need at least one kernel")
-    if u.ndim != 3:
-        raise ValueError(f"reduced k-space must be (Nc, Y, X); got shape {u.shape}")
-    if u.shape[0] != kernels[0].shape[1]:
-        raise ValueError(
-            f"reduced k-space has {u.shape[0]} coils but the first kernel {kernels[0].shape} expects {kernels[0].shape[1]}"
-        )
-    if sampling is not None and u.shape[1] != sampling.num_reduced:
-        raise ValueError(
-            f"reduced k-space has {u.shape[1]} rows but the sampling (Ny={sampling.ny}, R={sampling.R}, "
-            f"offset={sampling.offset}) has {sampling.num_reduced} acquired lines"
-        )
+@partial(jax.jit, static_argnames=("mode",))
+def _masks_jit(kernels, reduced, slope, *, mode):
+    zs = forward_hidden(kernels, reduced, slope, padding="circular")
+    return masks_from_preactivations(zs[:-1], slope, grid=reduced.shape[-2:], mode=mode)
 
 
 def place_on_full_grid(x, sampling: Sampling, fill):
@@ -180,7 +223,9 @@ def full_grid_masks(masks: ActivationMasks, sampling: Sampling) -> ActivationMas
         ValueError: ``Ny % R != 0`` (no exact full-grid form) or row count mismatch.
     """
     return ActivationMasks(
-        mask=[place_on_full_grid(m, sampling, 1) for m in masks.mask],
-        alpha=[place_on_full_grid(a, sampling, 1) for a in masks.alpha],
-        beta=[place_on_full_grid(b, sampling, 0) for b in masks.beta],
+        mask=tuple(place_on_full_grid(m, sampling, 1) for m in masks.mask),
+        alpha=tuple(place_on_full_grid(a, sampling, 1) for a in masks.alpha),
+        beta=tuple(place_on_full_grid(b, sampling, 0) for b in masks.beta),
+        grid=(sampling.ny, masks.grid[1]),
+        mode=masks.mode,
     )

@@ -49,13 +49,15 @@ import numpy as np
 
 from ..fft import ifft2c
 from ..sampling import Sampling
-from ..kspace_net import forward_hidden
-from .masks import ActivationMasks, _check_input, full_grid_masks, masks_from_preactivations, place_on_full_grid
-from .weights import kernel_image_weights, shift_phase
+from ..validate import check_kernels
+from .masks import ActivationMasks, activation_masks, full_grid_masks, place_on_full_grid
+from .weights import kernel_image_weights, place_outputs
 
 __all__ = [
     "ImageSpaceRaki",
-    "image_weights",
+    "image_parts",
+    "complex_dtype",
+    "frozen_apply",
     "circular_convolve",
     "conj_reflect",
     "mask_image_kernel",
@@ -107,17 +109,6 @@ def mask_image_kernel(mask_full):
     return ifft2c(mask_full) / float(np.sqrt(n))
 
 
-def image_weights(w, shape: tuple[int, int], R: int):
-    """Per-pixel image weights of one kernel, with a size-1 axis where the kernel has one tap.
-
-    Same values as :func:`kernel_image_weights` (broadcast to ``(cout, cin, Ny, Nx)``);
-    a one-tap axis has a constant phase so the size-1 form is exact and saves memory.
-    """
-    ny, nx = shape
-    kh, kw = w.shape[-2:]
-    return kernel_image_weights(w, (1 if kh == 1 else ny, 1 if kw == 1 else nx), R)
-
-
 def per_pixel_apply(weights, h):
     """``Z(r) = W~(r) H(r)``: weights (cout, cin, Ny|1, Nx|1), h (..., cin, Ny, Nx).
 
@@ -129,21 +120,6 @@ def per_pixel_apply(weights, h):
     if hy == 1 and hx == 1:
         return jnp.einsum("oi,...iyx->...oyx", weights[:, :, 0, 0], h, precision=_HI)
     return jnp.sum(weights * h[..., None, :, :, :], axis=-3)
-
-
-def _output_phases(R: int, ny: int, dtype):
-    """(R-1, Ny) phases placing output group d on line ``ky + d``."""
-    return jnp.stack([shift_phase(d, ny, dtype) for d in range(1, R)]) if R > 1 else jnp.zeros((0, ny), dtype)
-
-
-def _place_outputs(a, y, R: int, nc: int):
-    """``x = a + sum_d phase_d * y_d``."""
-    ny = a.shape[-2]
-    ph = _output_phases(R, ny, y.dtype)
-    x = a
-    for d in range(1, R):
-        x = x + ph[d - 1][:, None] * y[..., (d - 1) * nc : d * nc, :, :]
-    return x
 
 
 @jax.tree_util.register_dataclass
@@ -173,57 +149,38 @@ class ImageSpaceRaki:
     num_coils: int = dataclasses.field(metadata=dict(static=True))
 
     @classmethod
-    def from_masks(cls, kernels: Sequence, masks: ActivationMasks, sampling: Sampling, nx: int, *, dtype=None):
+    def from_masks(cls, kernels: Sequence, masks: ActivationMasks, sampling: Sampling, *, dtype=None):
         """Build from kernels and reduced-grid masks (:func:`activation_masks`).
 
         Args:
             kernels: list of ``(cout, cin, kh, kw)`` complex kernels.
-            masks: reduced-grid :class:`ActivationMasks` (``L-1`` hidden layers).
+            masks: reduced-grid :class:`ActivationMasks` holding ``mask`` (``L-1`` hidden layers).
             sampling: sampling pattern (``Ny % R == 0`` required).
-            nx: readout size ``Nx``.
             dtype: complex dtype of the operator; default the kernels' and masks' result type.
 
         Raises:
             ValueError: ``Ny % R != 0``, mask/kernel count or channel mismatch, or a
                 last layer without ``(R-1)*Nc`` outputs.
         """
-        kernels = list(kernels)
-        R, ny = sampling.R, sampling.ny
-        sampling.require_periodic("the exact image-space form")
-        _check_kernels(kernels, R)
-        if masks.num_hidden != len(kernels) - 1:
-            raise ValueError(f"{masks.num_hidden} hidden-layer masks for {len(kernels)} kernels (need {len(kernels) - 1})")
-        for l, m in enumerate(masks.mask):
-            if m.shape != (kernels[l].shape[0], sampling.num_reduced, nx):
-                raise ValueError(
-                    f"mask of hidden layer {l + 1} has shape {m.shape}; expected "
-                    f"{(kernels[l].shape[0], sampling.num_reduced, nx)}"
-                )
-        if dtype is None:
-            dtype = _default_dtype(*[jnp.asarray(k).dtype for k in kernels], *[m.dtype for m in masks.mask])
-        weights, act = _build(
-            [jnp.asarray(k) for k in kernels], masks, sampling=sampling, nx=int(nx), dtype=jnp.dtype(dtype)
-        )
-        return cls(weights=weights, act_kernels=act, R=R, shape=(ny, nx), num_coils=kernels[0].shape[1])
+        kernels = [jnp.asarray(k) for k in kernels]
+        weights, kerns = image_parts(kernels, masks, sampling, fields=("mask",), dtype=dtype)
+        return cls(weights=weights, act_kernels=kerns[0], R=sampling.R, shape=(sampling.ny, masks.grid[1]),
+                   num_coils=kernels[0].shape[1])
 
     @classmethod
-    def from_kernels(cls, kernels: Sequence, u, slope, sampling: Sampling, *, dtype=None):
-        """Build from kernels and the reduced k-space ``u`` (Nc, Y, X) whose inference fixes the masks.
+    def from_kernels(cls, kernels: Sequence, reduced, sampling: Sampling, slope, *, dtype=None):
+        """Build from kernels and the reduced k-space ``reduced`` (Nc, Y, X) whose inference fixes the masks.
 
         The masks come from one k-space pass (:func:`activation_masks`) at negative
         slope ``slope``; the operator then reproduces
-        ``ifft2c(apply_network(kernels, u, sampling, slope))`` on ``aliased_images(u, sampling)``.
+        ``ifft2c(apply_network(kernels, reduced, sampling, slope))`` on
+        ``aliased_images(reduced, sampling)``.
         """
-        kernels = [jnp.asarray(k) for k in kernels]
-        u = jnp.asarray(u)
-        _check_input(kernels, u, sampling)
-        R, ny = sampling.R, sampling.ny
         sampling.require_periodic("the exact image-space form")
-        _check_kernels(kernels, R)
+        masks = activation_masks(kernels, reduced, sampling, slope, mode="frozen")
         if dtype is None:
-            dtype = _default_dtype(u.dtype, *[k.dtype for k in kernels])
-        weights, act = _build_from_u(kernels, u, slope, sampling=sampling, dtype=jnp.dtype(dtype))
-        return cls(weights=weights, act_kernels=act, R=R, shape=(ny, u.shape[-1]), num_coils=kernels[0].shape[1])
+            dtype = complex_dtype(jnp.asarray(reduced).dtype, *[jnp.asarray(k).dtype for k in kernels])
+        return cls.from_masks(kernels, masks, sampling, dtype=dtype)
 
     @property
     def dtype(self):
@@ -243,65 +200,85 @@ class ImageSpaceRaki:
         """Reconstructed coil images (..., Nc, Ny, Nx) from aliased coil images (..., Nc, Ny, Nx)."""
         aliased = jnp.asarray(aliased)
         self.check_input(aliased)
-        return _apply_jit(self, aliased.astype(self.dtype))
+        return _frozen_apply_jit(self, aliased.astype(self.dtype))
 
 
-def _default_dtype(*dtypes):
+def complex_dtype(*dtypes):
+    """Result type of ``dtypes``, promoted to complex (complex64 for float32/int input)."""
     dtype = jnp.result_type(*dtypes)
     if not jnp.issubdtype(dtype, jnp.complexfloating):
         dtype = jnp.result_type(dtype, jnp.complex64)
     return jnp.dtype(dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("sampling", "nx", "dtype"))
-def _build(kernels, masks, *, sampling, nx, dtype):
-    """Per-pixel weights and activation kernels (one compiled program per shape set)."""
+def image_parts(kernels: Sequence, masks: ActivationMasks, sampling: Sampling, *, fields: tuple, dtype=None):
+    """Per-pixel weights of every kernel and the image kernels of the named mask fields.
+
+    The one builder behind :class:`ImageSpaceRaki` (``fields=("mask",)``) and
+    :class:`~rakijax.image_space.linear.ImageSpaceDerivative` (``("alpha", "beta")``).
+
+    Args:
+        kernels: list of ``(cout, cin, kh, kw)`` complex kernels.
+        masks: reduced-grid :class:`ActivationMasks` holding ``fields``.
+        sampling: sampling pattern (``Ny % R == 0``).
+        fields: names of :class:`ActivationMasks` fields to turn into image kernels.
+        dtype: complex dtype; default the kernels' and masks' result type.
+
+    Returns:
+        ``(weights, kernels_by_field)``: per layer ``(cout, cin, Ny|1, Nx|1)`` weights and,
+        per field, a list over hidden layers of ``(C_l, Ny, Nx)`` kernels ``ifft2c(c)/sqrt(N)``.
+
+    Raises:
+        ValueError: ``Ny % R != 0``, mask/kernel count or shape mismatch, a broken chain.
+    """
+    kernels = [jnp.asarray(k) for k in kernels]
+    sampling.require_periodic("the exact image-space form")
+    check_kernels(kernels, sampling.R)
+    masks.require(*fields)
+    if masks.num_hidden != len(kernels) - 1:
+        raise ValueError(f"{masks.num_hidden} hidden-layer masks for {len(kernels)} kernels (need {len(kernels) - 1})")
+    expect = [(k.shape[0], sampling.num_reduced, masks.grid[1]) for k in kernels[:-1]]
+    for f in fields:
+        for l, m in enumerate(getattr(masks, f)):
+            if m.shape != expect[l]:
+                raise ValueError(f"{f} of hidden layer {l + 1} has shape {m.shape}; expected {expect[l]}")
+    if dtype is None:
+        dtype = complex_dtype(*[k.dtype for k in kernels], *[m.dtype for m in jax.tree_util.tree_leaves(masks)])
+    return _image_parts(kernels, masks, sampling=sampling, fields=tuple(fields), dtype=jnp.dtype(dtype))
+
+
+@functools.partial(jax.jit, static_argnames=("sampling", "fields", "dtype"))
+def _image_parts(kernels, masks, *, sampling, fields, dtype):
     full = full_grid_masks(masks, sampling)
-    weights = [image_weights(k.astype(dtype), (sampling.ny, nx), sampling.R) for k in kernels]
-    act = [mask_image_kernel(m.astype(dtype)) for m in full.mask]
-    return weights, act
+    weights = [kernel_image_weights(k.astype(dtype), full.grid, sampling.R) for k in kernels]
+    kerns = [[mask_image_kernel(m.astype(dtype)) for m in getattr(full, f)] for f in fields]
+    return weights, kerns
 
 
-@functools.partial(jax.jit, static_argnames=("sampling", "dtype"))
-def _build_from_u(kernels, u, slope, *, sampling, dtype):
-    masks = masks_from_preactivations(forward_hidden(kernels, u, slope, padding="circular")[:-1], slope)
-    return _build(kernels, masks, sampling=sampling, nx=u.shape[-1], dtype=dtype)
-
-
-def _check_kernels(kernels, R):
-    if not kernels:
-        raise ValueError("need at least one kernel")
-    for l in range(1, len(kernels)):
-        if kernels[l].shape[1] != kernels[l - 1].shape[0]:
-            raise ValueError(f"kernel {l} {kernels[l].shape} does not take the {kernels[l - 1].shape[0]} outputs of kernel {l - 1}")
-    nc = kernels[0].shape[1]
-    if kernels[-1].shape[0] != (R - 1) * nc:
-        raise ValueError(f"last kernel {kernels[-1].shape} has {kernels[-1].shape[0]} outputs; expected (R-1)*Nc = {(R - 1) * nc}")
-
-
-def _apply(op: ImageSpaceRaki, a):
+def frozen_apply(op: ImageSpaceRaki, a):
+    """``L a``: the frozen-mask operator (complex-linear in ``a`` (..., Nc, Ny, Nx)); pure, jit-able."""
     h = a
     for l, wt in enumerate(op.weights):
         h = per_pixel_apply(wt, h)
         if l < op.num_hidden:
             h = circular_convolve(op.act_kernels[l], h)
-    return _place_outputs(a, h, op.R, op.num_coils)
+    return place_outputs(a, h, op.R, op.num_coils)
 
 
-_apply_jit = jax.jit(_apply)
+_frozen_apply_jit = jax.jit(frozen_apply)
 
 
-def aliased_images(u, sampling: Sampling):
-    """Aliased coil images ``ifft2c(zero_filled)`` from the reduced grid ``u`` (..., Nc, Y, X)."""
-    return ifft2c(place_on_full_grid(jnp.asarray(u), sampling, 0))
+def aliased_images(reduced, sampling: Sampling):
+    """Aliased coil images ``ifft2c(zero_filled)`` from the reduced grid (..., Nc, Y, X)."""
+    return ifft2c(place_on_full_grid(jnp.asarray(reduced), sampling, 0))
 
 
-def image_space_apply(kernels: Sequence, u, sampling: Sampling, slope=1.0, *, dtype=None):
+def image_space_apply(kernels: Sequence, reduced, sampling: Sampling, slope=1.0, *, dtype=None):
     """Image-space counterpart of :func:`rakijax.kspace_net.apply_network`, in image space.
 
     Returns the reconstructed coil images (Nc, Ny, Nx) computed by
-    :class:`ImageSpaceRaki` from the aliased images of ``u``; equal to
-    ``ifft2c(apply_network(kernels, u, sampling, slope))`` to float precision.
+    :class:`ImageSpaceRaki` from the aliased images of ``reduced``; equal to
+    ``ifft2c(apply_network(kernels, reduced, sampling, slope))`` to float precision.
     """
-    op = ImageSpaceRaki.from_kernels(kernels, u, slope, sampling, dtype=dtype)
-    return op(aliased_images(u, sampling))
+    op = ImageSpaceRaki.from_kernels(kernels, reduced, sampling, slope, dtype=dtype)
+    return op(aliased_images(reduced, sampling))

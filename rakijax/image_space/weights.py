@@ -16,6 +16,12 @@ On the zero-filled full grid (``Ny % R == 0``) a ky-dilated cross-correlation ma
 regularly sampled k-space to regularly sampled k-space, so the whole reduced-grid
 network is exact in image space, starting from the aliased coil images
 ``a = ifft2c(zero_filled)``.
+
+This module is the one home of these phases: the per-pixel weights of a kernel
+(:func:`kernel_image_weights`, stored with a size-1 axis where the kernel has one tap,
+exact because the phase is then constant), the output placement
+(:func:`output_phases`, :func:`place_outputs`) and the composed linear unmixing
+matrices (:func:`linear_unmixing`).
 """
 
 from __future__ import annotations
@@ -26,13 +32,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..kspace_net import anchor, compose_linear
+from ..sampling import Sampling
+from ..validate import check_kernels
 
-__all__ = ["kernel_image_weights", "shift_phase", "linear_unmixing"]
+__all__ = ["kernel_phases", "kernel_image_weights", "shift_phase", "output_phases", "place_outputs", "linear_unmixing"]
 
 
 def _phase(shifts, n: int, dtype):
     r = np.arange(n) - n // 2
     return jnp.asarray(np.exp(-2j * np.pi * np.outer(shifts, r) / n), dtype)  # (taps, n)
+
+
+def kernel_phases(kh: int, kw: int, shape: tuple[int, int], R: int, dtype=jnp.complex64):
+    """Separable tap phases ``(ey (kh, Ny), ex (kw, Nx))`` of a ``kh x kw`` kernel.
+
+    ``W~(r)[o, i] = sum_{y, x} W[o, i, y, x] ey[y, ry] ex[x, rx]`` with
+    ``ey[y] = exp(-2 pi i R (y - ay)(ry - cy)/Ny)``, ``ex[x] = exp(-2 pi i (x - ax)(rx - cx)/Nx)``.
+    """
+    ny, nx = shape
+    return _phase(R * (np.arange(kh) - anchor(kh)), ny, dtype), _phase(np.arange(kw) - anchor(kw), nx, dtype)
 
 
 def kernel_image_weights(w, shape: tuple[int, int], R: int = 1):
@@ -44,15 +62,16 @@ def kernel_image_weights(w, shape: tuple[int, int], R: int = 1):
         R: ky dilation (acceleration factor).
 
     Returns:
-        (cout, cin, Ny, Nx) complex: ``W~(r)`` with ``fft2c``-domain cross-correlation
-        equal to ``ifft2c``-domain per-pixel product.
+        ``W~(r)`` (cout, cin, Ny|1, Nx|1) complex, with a size-1 axis where the kernel
+        has one tap along it (its phase is then constant: exact, and it saves memory;
+        broadcast to ``(cout, cin, Ny, Nx)`` for the full form). The ``fft2c``-domain
+        cross-correlation equals the ``ifft2c``-domain per-pixel product.
     """
     w = jnp.asarray(w)
     _, _, kh, kw = w.shape
     ny, nx = shape
     dtype = w.dtype if jnp.iscomplexobj(w) else jnp.complex64
-    ey = _phase(R * (np.arange(kh) - anchor(kh)), ny, dtype)
-    ex = _phase(np.arange(kw) - anchor(kw), nx, dtype)
+    ey, ex = kernel_phases(kh, kw, (1 if kh == 1 else ny, 1 if kw == 1 else nx), R, dtype)
     return jnp.einsum("oiyx,yY,xX->oiYX", w.astype(dtype), ey, ex)
 
 
@@ -61,24 +80,51 @@ def shift_phase(d: int, ny: int, dtype=jnp.complex64):
     return _phase(np.array([-d]), ny, dtype)[0]
 
 
-def linear_unmixing(kernels: Sequence, shape: tuple[int, int], R: int, dtype=None):
+def output_phases(R: int, ny: int, dtype=jnp.complex64):
+    """(R-1, Ny) phases placing output group ``d`` on line ``ky + d`` (``d = 1..R-1``)."""
+    return jnp.stack([shift_phase(d, ny, dtype) for d in range(1, R)]) if R > 1 else jnp.zeros((0, ny), dtype)
+
+
+def place_outputs(a, y, R: int, nc: int):
+    """``x = a + sum_d phase_d * y_d``: the acquired images plus the shifted output groups.
+
+    Args:
+        a: (..., Nc, Ny, Nx) aliased coil images (the acquired lines, passed through).
+        y: (..., (R-1)*Nc, Ny, Nx) network output in image space.
+        R: acceleration; ``nc``: coils.
+    """
+    ph = output_phases(R, a.shape[-2], y.dtype)
+    x = a
+    for d in range(1, R):
+        x = x + ph[d - 1][:, None] * y[..., (d - 1) * nc : d * nc, :, :]
+    return x
+
+
+def linear_unmixing(kernels: Sequence, sampling: Sampling, nx: int, *, dtype=None):
     """Per-pixel reconstruction matrix ``G(r)`` (Nc, Nc, Ny, Nx) of a linear network.
 
     ``x(r) = G(r) a(r)`` with ``a = ifft2c(zero_filled)`` the aliased coil images and
     ``G(r) = I + sum_d exp(2 pi i d (ry-cy)/Ny) W~_d(r)`` where ``W~_d`` are the image
-    weights of output group ``d`` of the composed kernel. Requires ``Ny % R == 0``.
-    For GRAPPA this is the image-space GRAPPA operator (Breuer 2009).
+    weights of output group ``d`` of the composed kernel. For GRAPPA this is the
+    image-space GRAPPA operator (Breuer 2009).
+
+    Args:
+        kernels: a linear kernel chain (GRAPPA ``[W]``, or a RAKI network at slope 1).
+        sampling: the sampling (``Ny % R == 0``, ``R >= 2``).
+        nx: readout size ``Nx``.
+        dtype: complex dtype (default the kernels').
+
+    Raises:
+        ValueError: ``Ny % R != 0`` or a kernel chain that does not predict ``(R-1)*Nc`` lines.
     """
-    ny, nx = shape
-    if ny % R:
-        raise ValueError(f"image-space weights need Ny divisible by R (Ny={ny}, R={R})")
+    sampling.require_periodic("image-space weights")
+    R, ny = sampling.R, sampling.ny
+    check_kernels(kernels, R)
     w = compose_linear(list(kernels)) if len(kernels) > 1 else jnp.asarray(kernels[0])
     if dtype is not None:
         w = w.astype(dtype)
     nc = w.shape[1]
-    if w.shape[0] != (R - 1) * nc:
-        raise ValueError(f"kernel has {w.shape[0]} outputs; expected (R-1)*Nc = {(R - 1) * nc}")
-    wi = kernel_image_weights(w, shape, R)  # ((R-1)Nc, Nc, Ny, Nx)
+    wi = kernel_image_weights(w, (ny, nx), R)  # ((R-1)Nc, Nc, Ny|1, Nx|1)
     g = jnp.broadcast_to(jnp.eye(nc, dtype=wi.dtype)[:, :, None, None], (nc, nc, ny, nx))
     for d in range(1, R):
         g = g + shift_phase(d, ny, wi.dtype)[None, None, :, None] * wi[(d - 1) * nc : d * nc]
