@@ -215,3 +215,15 @@ def test_load_noise(tmp_path, mrd_file, noise):
     np.testing.assert_array_equal(load_noise(tmp_path / "n.npy", 4), noise)
     with pytest.raises(ValueError, match="no axis of length Nc=8"):
         load_noise(tmp_path / "n.npy", 8)
+
+
+def test_stack_the_volume(mrd_file, volume):
+    from rakijax.data import stack_acquired
+
+    vol = stack_acquired([acquired(d) for d in load_volume(mrd_file)])
+    s = make_sampling(NY, R, ACS)
+    assert vol.sampling == s and vol.reduced.shape == (3, 4, NY // R, NY) and vol.acs_block.shape == (3, 4, ACS, NY)
+    np.testing.assert_array_equal(vol.reduced, volume[:, :, s.offset :: R])
+    retro = acquired(KSpaceData(volume[0]), R=R, acs=6)
+    with pytest.raises(ValueError, match="slice 1 has"):
+        stack_acquired([retro, acquired(load(mrd_file, slice=1))])

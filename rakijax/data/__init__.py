@@ -6,7 +6,7 @@ prospectively undersampled (``sampled`` set; accelerated mode). :func:`acquired`
 splits either into the sampling, the reduced grid and the ACS block.
 """
 
-from .acquired import Acquired, acquired
+from .acquired import Acquired, acquired, stack_acquired
 from .bart import read_cfl, write_cfl
 from .container import KSpaceData
 from .fastmri import write_fastmri
@@ -18,6 +18,7 @@ __all__ = [
     "KSpaceData",
     "Acquired",
     "acquired",
+    "stack_acquired",
     "load",
     "load_volume",
     "load_noise",

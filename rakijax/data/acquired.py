@@ -23,7 +23,7 @@ import numpy as np
 from ..sampling import Sampling, make_sampling, undersample
 from .container import KSpaceData
 
-__all__ = ["Acquired", "acquired"]
+__all__ = ["Acquired", "acquired", "stack_acquired"]
 
 
 @dataclass(frozen=True)
@@ -106,3 +106,39 @@ def acquired(
     else:
         acs_block = k[:, s.acs_start : s.acs_start + s.acs]
     return Acquired("accelerated", s, reduced, acs_block, k, lines, reference=None)
+
+
+def stack_acquired(slices: list[Acquired]) -> Acquired:
+    """Stack per-slice :class:`Acquired` along a new leading slice axis (one batched fit per volume).
+
+    All slices must share the mode and the :class:`~rakijax.sampling.Sampling` (so one
+    compiled calibration/application serves the whole volume under ``jax.vmap``) and
+    the array shapes.
+
+    Returns:
+        :class:`Acquired` with ``reduced`` (S, Nc, Y, Nx), ``acs_block`` (S, Nc, acs, Nx),
+        ``kspace`` and ``reference`` (S, Nc, Ny, Nx), ``acquired_lines`` (S, Ny).
+
+    Raises:
+        ValueError: no slices, or slices whose mode, sampling or shapes differ (naming
+            the first differing slice).
+    """
+    if not slices:
+        raise ValueError("stack_acquired needs at least one slice")
+    first = slices[0]
+    for i, a in enumerate(slices[1:], start=1):
+        if a.mode != first.mode or a.sampling != first.sampling:
+            raise ValueError(
+                f"slice {i} has {a.mode} {a.sampling}, slice 0 {first.mode} {first.sampling}: "
+                "a volume is reconstructed with one sampling; pass acs= to use a common ACS width"
+            )
+        if a.kspace.shape != first.kspace.shape or a.acs_block.shape != first.acs_block.shape:
+            raise ValueError(
+                f"slice {i} has k-space {a.kspace.shape} / ACS {a.acs_block.shape}, slice 0 "
+                f"{first.kspace.shape} / {first.acs_block.shape}"
+            )
+    ref = None if first.reference is None else np.stack([a.reference for a in slices])
+    return Acquired(
+        first.mode, first.sampling, np.stack([a.reduced for a in slices]), np.stack([a.acs_block for a in slices]),
+        np.stack([a.kspace for a in slices]), np.stack([a.acquired_lines for a in slices]), reference=ref,
+    )
