@@ -227,3 +227,13 @@ def test_stack_the_volume(mrd_file, volume):
     retro = acquired(KSpaceData(volume[0]), R=R, acs=6)
     with pytest.raises(ValueError, match="slice 1 has"):
         stack_acquired([retro, acquired(load(mrd_file, slice=1))])
+
+
+def test_noise_dwell_time_scaling(tmp_path, volume, noise):
+    # noise variance per sample is proportional to the bandwidth 1/dwell: noise sampled with
+    # twice the imaging dwell time has half the variance of imaging noise, so it is scaled by sqrt(2)
+    f = tmp_path / "dwell.h5"
+    write_mrd(f, volume[:1], noise=noise, dwell_us=5.0, noise_dwell_us=10.0)
+    d = load(f)
+    assert d.meta["noise_dwell_scale"] == pytest.approx(np.sqrt(2.0))
+    np.testing.assert_allclose(d.noise, np.sqrt(2.0) * noise, rtol=1e-6)
