@@ -620,7 +620,8 @@ def estimate_noise(kspace=None, noise=None, psi=None, *, mask=None, max_conditio
 
     Args:
         kspace: (Nc, Ny, Nx) complex k-space (fully sampled, or accelerated with
-            zero lines); needed unless ``psi`` or ``noise`` is given.
+            zero lines), or (slices, Nc, Ny, Nx) (each slice tested, psi pooled);
+            needed unless ``psi`` or ``noise`` is given.
         noise: (Nc, S) complex noise-only samples, or None.
         psi: (Nc, Nc) covariance, or None.
         mask: (Ny, Nx) bool region known to be noise (skips :func:`noise_region`;
@@ -669,8 +670,20 @@ def estimate_noise(kspace=None, noise=None, psi=None, *, mask=None, max_conditio
     if kspace is None:
         raise ValueError("estimate_noise needs kspace, a noise scan or psi")
     k = np.asarray(kspace)
+    if k.ndim == 4:  # slices: every slice's background must pass; psi pooled over them
+        parts = [estimate_noise(ks, mask=mask, max_condition=max_condition, min_relative_rms=min_relative_rms)
+                 for ks in k]
+        bad = [i for i, e in enumerate(parts) if not e.trusted]
+        if bad:
+            e = parts[bad[0]]
+            return NoiseEstimate(e.psi, e.source, False, e.condition,
+                                 f"slice {bad[0]} ({len(bad)} of {len(parts)} slices refused): {e.reason}", e.stats, e.samples)
+        s = sum(e.samples for e in parts)
+        p = sum(e.samples * e.psi for e in parts) / s
+        return conditioned(p, "k-space background", parts[0].stats, s,
+                           f"estimated from the image background of {len(parts)} slices, which passed the noise tests")
     if k.ndim != 3:
-        raise ValueError(f"k-space must have shape (Nc, Ny, Nx), got {k.shape}")
+        raise ValueError(f"k-space must have shape (Nc, Ny, Nx) or (slices, Nc, Ny, Nx), got {k.shape}")
     check_finite(k, "k-space")
     nc = k.shape[0]
     if not np.any(k):

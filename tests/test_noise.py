@@ -292,3 +292,13 @@ def test_whitening_guard_bounds_amplification():
     assert np.all(np.isfinite(whitening_matrix(dead)))
     with pytest.raises(ValueError, match="zero"):
         whitening(np.zeros((2, 2)))
+
+
+def test_estimate_noise_slices(phantom):
+    noise = np.asarray(complex_normal(jax.random.PRNGKey(7), (4, 64, 64), phantom.psi))
+    other = phantom.clean + noise  # the same slice with independent noise of the same psi
+    e = estimate_noise(np.stack([phantom.kspace, other]))
+    assert e.trusted, e.reason
+    assert np.all(np.abs(e.psi - phantom.psi) < _mc_bound(phantom.psi, e.samples))
+    e = estimate_noise(np.stack([phantom.kspace, phantom.clean]))
+    assert not e.trusted and e.reason.startswith("slice 1 (1 of 2 slices refused)")
