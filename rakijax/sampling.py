@@ -208,8 +208,12 @@ def _fmt(lines, n: int = 8) -> str:
 def _place_acs(ny: int, block: tuple[int, int], acs: int | None, grid: np.ndarray, where: str) -> tuple[int, int]:
     """``(acs, acs_shift)`` of an ACS block inside the fully sampled run ``block``.
 
-    Prefers the centred placement (``acs_shift=0``): the largest centred block inside
-    the run when that loses only regular lines, else the whole run with its shift.
+    Regular lines next to the ACS block extend the run of acquired lines, so the run
+    does not fix the width: the centred blocks (``acs_shift=0``) inside the run that
+    hold every non-regular line of it are all consistent with the data. The widest
+    even one is taken (ACS widths are even in practice: 24 lines at R=4 make a run of
+    25 when line ``Ny//2 + 12`` is regular), else the widest; a run that no centred
+    block explains is taken whole with its ``acs_shift``.
     """
     a, b = block
     n = b - a + 1
@@ -230,12 +234,14 @@ def _place_acs(ny: int, block: tuple[int, int], acs: int | None, grid: np.ndarra
             f"acs={acs} disagrees with the data: the centred ACS block (lines {s}..{s + acs - 1}, "
             f"centred on Ny//2={ny // 2}) is not fully sampled; {where} lines {a}..{b} ({n} lines)"
         )
-    m = max((m for m in range(n, 0, -1) if centred_fits(m)), default=0)
-    if m:
+    def covers(m: int) -> bool:
         s = ny // 2 - m // 2
-        dropped = [v for v in range(a, b + 1) if not s <= v < s + m]
-        if all(v in grid for v in dropped) and m >= 2:
-            return m, 0
+        return all(v in grid for v in range(a, b + 1) if not s <= v < s + m)
+
+    cands = [m for m in range(n, 1, -1) if centred_fits(m) and covers(m)]
+    if cands:
+        even = [m for m in cands if m % 2 == 0]
+        return (even[0] if even else cands[0]), 0
     return n, a - (ny // 2 - n // 2)
 
 
@@ -247,8 +253,10 @@ def detect_sampling(
     The pattern must be uniform with a contiguous ACS block: every line
     ``offset + m*R`` of the full grid is acquired, and the only other acquired lines
     form one contiguous block (the embedded ACS). ``R`` is the greatest common divisor
-    of the spacings of the acquired lines outside that block; the ACS is the largest
-    block centred on ``Ny//2`` (DESIGN.md) inside the contiguous run, or, for an
+    of the spacings of the acquired lines outside that block; the ACS is the widest
+    even-width block centred on ``Ny//2`` (DESIGN.md) that holds every non-regular
+    line of the contiguous run (regular lines next to the block make the width
+    ambiguous by one; pass ``acs`` to fix it), else the widest such block, or, for an
     off-centre run, the whole run with ``acs_shift``. A separate ACS reference scan is
     described by ``acs_lines`` (its ky positions on the full grid) instead.
 

@@ -56,7 +56,7 @@ def test_multislice_r4_file_with_noise_and_embedded_acs(mrd_file, volume, noise)
         np.testing.assert_allclose(d.psi, cov, rtol=1e-5, atol=1e-6)
         assert d.voxel_size == pytest.approx((FOV[0] / NY, FOV[1] / NY, FOV[2]))
         assert d.meta["acs_flagged"] == ACS
-        assert d.sampling() == s  # the flagged width, not the 9-line block the pattern allows
+        assert d.sampling() == s  # the flagged width
         # same arrays as the retrospective split of the same samples
         retro = acquired(KSpaceData(volume[i]), R=R, acs=ACS)
         acc = acquired(d)
