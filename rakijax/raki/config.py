@@ -9,6 +9,7 @@ import numpy as np
 __all__ = ["RakiConfig"]
 
 _DTYPES = (None, "complex64", "complex128")
+_OPTIMIZERS = ("adam", "lbfgs")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class RakiConfig:
     steps: int = 2000
     learning_rate: float = 1e-3
     optimizer: str = "adam"
+    lbfgs_memory: int = 10
+    linesearch_steps: int = 20
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
@@ -86,8 +89,13 @@ class RakiConfig:
             raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
         if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be positive and finite, got {self.learning_rate!r}")
-        if self.optimizer != "adam":
-            raise ValueError(f"optimizer must be 'adam', got {self.optimizer!r}")
+        if self.optimizer not in _OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
+        for name in ("lbfgs_memory", "linesearch_steps"):
+            v = getattr(self, name)
+            if int(v) != v or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            object.__setattr__(self, name, int(v))
         if not (0 <= self.b1 < 1 and 0 <= self.b2 < 1 and self.eps >= 0):
             raise ValueError(f"bad Adam parameters b1={self.b1}, b2={self.b2}, eps={self.eps}")
         if not (np.isfinite(self.init_scale) and self.init_scale > 0):

@@ -48,6 +48,7 @@ from flax import nnx
 
 from .. import kspace_net
 from ..sampling import Sampling
+from . import acs_loss
 from .config import RakiConfig
 from .model import Raki
 
@@ -91,65 +92,82 @@ def _optimizer(config: RakiConfig, learning_rate):
     return optax.adam(learning_rate, b1=config.b1, b2=config.b2, eps=config.eps)
 
 
+def _lbfgs(config: RakiConfig):
+    """optax L-BFGS with the zoom (strong Wolfe) line search; no learning rate."""
+    return optax.lbfgs(memory_size=config.lbfgs_memory,
+                       linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=config.linesearch_steps,
+                                                                 initial_guess_strategy="one"))
+
+
 def _static(config: RakiConfig) -> RakiConfig:
     """The config with the fields that do not shape the compiled program canonicalised."""
     return dataclasses.replace(config, learning_rate=1.0, log_every=1)
 
 
-@functools.lru_cache(maxsize=64)
-def _graphdef(config: RakiConfig, ncoils: int, R: int, dtype):
-    abstract = nnx.eval_shape(lambda: Raki(config, ncoils, R, rngs=nnx.Rngs(params=0), param_dtype=dtype))
-    return nnx.split(abstract)[0]
+def _realify(kernels):
+    """Complex kernels -> list of ``(Re w, Im w)`` (the real parameters L-BFGS works on)."""
+    return [(jnp.real(w), jnp.imag(w)) for w in kernels]
+
+
+def _complexify(pairs):
+    return [jax.lax.complex(a, b) for a, b in pairs]
 
 
 def _setup(acs_block, R, config, key):
-    """Scaled ACS, training pairs, initial params and optimizer state (traceable)."""
+    """Scaled ACS, constant training problem, initial kernels and optimizer state (traceable)."""
     ncoils = acs_block.shape[-3]
     dtype = param_dtype_for(acs_block.dtype, config)
     acs = jnp.asarray(acs_block).astype(dtype)
     scale = jnp.max(jnp.abs(acs))
     x = acs / scale
-    rows, targets = kspace_net.acs_pairs(x, config.kernel_shapes(ncoils, R), R)
-    model = Raki(config, ncoils, R, rngs=nnx.Rngs(params=key), param_dtype=dtype)
-    _, params = nnx.split(model)
-    opt_state = _optimizer(config, 1.0).init(params)  # Adam's state does not depend on lr
-    return x, rows, targets, scale, params, opt_state
+    problem = acs_loss.prepare(x, config.kernel_shapes(ncoils, R), R)
+    kernels = Raki(config, ncoils, R, rngs=nnx.Rngs(params=key), param_dtype=dtype).kernels()
+    if config.optimizer == "lbfgs":
+        params = _realify(kernels)
+        opt_state = _lbfgs(config).init(params)
+    else:
+        params = kernels
+        opt_state = _optimizer(config, 1.0).init(params)  # Adam's state does not depend on lr
+    return x, problem, scale, params, opt_state
 
 
-def _loss(params, graphdef, x, rows, targets, slope, R):
-    y = nnx.merge(graphdef, params)(x, slope, padding="valid", dilation=R)[..., rows, :]
-    r = y - targets
-    return 0.5 * jnp.mean(jnp.real(r) ** 2 + jnp.imag(r) ** 2)
+def _loss(kernels, problem, slope, R, config):
+    """Training loss of complex kernels (see the module docstring and :mod:`rakijax.raki.acs_loss`)."""
+    shapes = [tuple(w.shape) for w in kernels]
+    return acs_loss.loss(kernels, problem, slope, shapes, R)
 
 
-def _run(params, opt_state, losses, start, stop, base, x, rows, targets, slope, lr, R, config, graphdef):
-    """Adam steps ``start..stop-1`` in a fori_loop; the loss before step i goes to losses[i - base]."""
-    opt = _optimizer(config, lr)
-    grad_fn = jax.value_and_grad(_loss)
-
-    def body(i, carry):
-        params, opt_state, losses = carry
-        loss, g = grad_fn(params, graphdef, x, rows, targets, slope, R)
-        g = jax.tree.map(jnp.conj, g)  # JAX gives dL/du - i dL/dv; descend along dL/du + i dL/dv
-        updates, opt_state = opt.update(g, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return params, opt_state, losses.at[i - base].set(loss.astype(losses.dtype))
-
-    return jax.lax.fori_loop(start, stop, body, (params, opt_state, losses))
+def _real_loss(pairs, problem, slope, R, config):
+    """:func:`_loss` as a function of the real parameters ``(Re w, Im w)`` (for L-BFGS)."""
+    return _loss(_complexify(pairs), problem, slope, R, config)
 
 
-def _kernels(params, graphdef) -> list:
-    return nnx.merge(graphdef, params).kernels()
+def _step(params, opt_state, problem, slope, lr, R, config):
+    """One optimiser step (traceable); returns the new params, state and the loss before the step."""
+    if config.optimizer == "lbfgs":
+        opt = _lbfgs(config)
+        fn = functools.partial(_real_loss, problem=problem, slope=slope, R=R, config=config)
+        loss, g = optax.value_and_grad_from_state(fn)(params, state=opt_state)
+        updates, opt_state = opt.update(g, opt_state, params, value=loss, grad=g, value_fn=fn)
+        return optax.apply_updates(params, updates), opt_state, loss
+    loss, g = jax.value_and_grad(_loss)(params, problem, slope, R, config)
+    g = jax.tree.map(jnp.conj, g)  # JAX gives dL/du - i dL/dv; descend along dL/du + i dL/dv
+    updates, opt_state = _optimizer(config, lr).update(g, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+
+def _kernels(params, config) -> list:
+    return _complexify(params) if config.optimizer == "lbfgs" else list(params)
 
 
 def train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, key):
     """Train RAKI kernels on an ACS block: a pure, jit-compiled, vmap-able function.
 
-    Initialises the network from ``key`` (complex He, see
-    :func:`rakijax.raki.layers.complex_he_normal`), scales the ACS by
-    ``1/max|acs|`` and runs ``config.steps`` full-batch Adam steps in one
-    ``lax.fori_loop`` inside ``jax.jit``. ``slope``, ``key`` and the learning rate
-    are traced (only the architecture, ``steps`` and the Adam moments are static),
+    Initialises the network from ``key`` (see :class:`RakiConfig` ``init_scale``),
+    scales the ACS by ``1/max|acs|`` and runs ``config.steps`` full-batch
+    optimiser steps (L-BFGS iterations or Adam steps) in one ``lax.fori_loop``
+    inside ``jax.jit``. ``slope``, ``key`` and the learning rate
+    are traced (only the architecture, ``steps`` and the optimiser settings are static),
     so slope and learning-rate sweeps reuse one compilation and slopes/keys can be
     batched with ``jax.vmap``, e.g.
     ``vmap(lambda a: train_kernels(acs, sampling, cfg, a, key))(slopes)``.
@@ -176,38 +194,28 @@ def train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, key)
 
 @functools.partial(jax.jit, static_argnames=("R", "config"))
 def _train_kernels_jit(acs_block, slope, key, lr, *, R, config):
-    ncoils = acs_block.shape[-3]
-    x, rows, targets, _, params, opt_state = _setup(acs_block, R, config, key)
-    graphdef = _graphdef(config, ncoils, R, x.dtype)
+    x, problem, _, params, opt_state = _setup(acs_block, R, config, key)
     losses = jnp.zeros(config.steps, jnp.real(x).dtype)
-    params, _, losses = _run(params, opt_state, losses, 0, config.steps, 0, x, rows, targets, slope, lr, R, config,
-                             graphdef)
-    return _kernels(params, graphdef), losses
+
+    def body(i, carry):
+        params, opt_state, losses = carry
+        params, opt_state, loss = _step(params, opt_state, problem, slope, lr, R, config)
+        return params, opt_state, losses.at[i].set(loss.astype(losses.dtype))
+
+    params, _, losses = jax.lax.fori_loop(0, config.steps, body, (params, opt_state, losses))
+    return _kernels(params, config), losses
 
 
 @functools.partial(jax.jit, static_argnames=("R", "config"))
 def _init_jit(acs_block, key, *, R, config):
-    x, _, targets, scale, params, opt_state = _setup(acs_block, R, config, key)
-    return x, targets, scale, params, opt_state
+    x, problem, scale, params, opt_state = _setup(acs_block, R, config, key)
+    return problem, scale, params, opt_state
 
 
 @functools.partial(jax.jit, static_argnames=("R", "config"), donate_argnums=(0, 1))
-def _step_jit(params, opt_state, x, targets, slope, lr, *, R, config):
-    """One Adam step at top level (see :func:`train` for why not a loop); returns the loss before it."""
-    ncoils = x.shape[-3]
-    rows = _rows(x.shape, config, R)  # the static rows of kspace_net.acs_pairs
-    graphdef = _graphdef(config, ncoils, R, x.dtype)
-    loss, g = jax.value_and_grad(_loss)(params, graphdef, x, rows, targets, slope, R)
-    g = jax.tree.map(jnp.conj, g)  # JAX gives dL/du - i dL/dv; descend along dL/du + i dL/dv
-    updates, opt_state = _optimizer(config, lr).update(g, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-
-def _rows(shape, config, R):
-    above, below, _, _ = kspace_net.reach(config.kernel_shapes(shape[-3], R))
-    A = shape[-2]
-    n_out = A - R * (above + below)
-    return np.array([q for q in range(max(n_out, 0)) if q + R * above + R - 1 < A], dtype=int)
+def _step_jit(params, opt_state, problem, slope, lr, *, R, config):
+    """One optimiser step at top level (see :func:`train` for why not a loop); returns the loss before it."""
+    return _step(params, opt_state, problem, slope, lr, R, config)
 
 
 def _is_concrete(v) -> bool:
@@ -224,8 +232,9 @@ def _check_slope(slope):
 def validate_acs(acs_block, sampling: Sampling, config: RakiConfig):
     """Check an ACS block and its sampling for training (shape, size, finiteness). Raises ValueError."""
     if not isinstance(sampling, Sampling):
-        raise ValueError(
-            f"sampling must be a rakijax.sampling.Sampling (e.g. make_sampling(ny, R, acs)), got {sampling!r}"
+        raise TypeError(
+            f"sampling must be a rakijax.sampling.Sampling (R enters through it), got {type(sampling).__name__}: "
+            "build one with rakijax.sampling.make_sampling(ny, R, acs)"
         )
     R = sampling.R
     if R < 2:
@@ -279,7 +288,8 @@ def train(acs_block, sampling: Sampling, config: RakiConfig | None = None, slope
     Raises:
         ValueError: bad shape, too few ACS lines (names the count needed), ACS
             width other than ``sampling.acs``, NaN/Inf or all-zero input, slope
-            outside [0, 1], ``sampling`` not a ``Sampling``.
+            outside [0, 1].
+        TypeError: ``sampling`` is not a :class:`rakijax.sampling.Sampling`.
         FloatingPointError: the loss became NaN/Inf (names the step and the
             learning rate); nothing is returned.
     """
@@ -291,8 +301,8 @@ def train(acs_block, sampling: Sampling, config: RakiConfig | None = None, slope
     R = int(sampling.R)
     acs = jnp.asarray(acs_block)
     static = dataclasses.replace(_static(config), steps=1)
-    x, targets, scale, params, opt_state = _init_jit(acs, key, R=R, config=static)
-    real = jnp.real(x).dtype
+    problem, scale, params, opt_state = _init_jit(acs, key, R=R, config=static)
+    real = problem.targets.dtype
     slope_arr = jnp.asarray(slope, real)
     lr = jnp.asarray(config.learning_rate, real)
     losses = np.zeros(config.steps, real)
@@ -306,7 +316,7 @@ def train(acs_block, sampling: Sampling, config: RakiConfig | None = None, slope
             stop = min(start + config.log_every, config.steps)
             part = []
             for _ in range(start, stop):  # asynchronous dispatch: the host runs ahead of the device
-                params, opt_state, loss = _step_jit(params, opt_state, x, targets, slope_arr, lr, R=R, config=static)
+                params, opt_state, loss = _step_jit(params, opt_state, problem, slope_arr, lr, R=R, config=static)
                 part.append(loss)
             losses[start:stop] = np.asarray(jnp.stack(part))
             bad = np.flatnonzero(~np.isfinite(losses[start:stop]))
@@ -323,7 +333,7 @@ def train(acs_block, sampling: Sampling, config: RakiConfig | None = None, slope
     finally:
         if bar is not None:
             bar.close()
-    kernels = _kernels(params, _graphdef(static, acs.shape[-3], R, x.dtype))
+    kernels = _kernels(params, static)
     if not all(bool(jnp.all(jnp.isfinite(w))) for w in kernels):
         raise FloatingPointError(
             f"RAKI training produced non-finite kernels (learning_rate={config.learning_rate}); lower the learning rate"
