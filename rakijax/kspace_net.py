@@ -34,6 +34,7 @@ from .validate import check_reduced
 
 __all__ = [
     "anchor",
+    "tap_offsets",
     "clrelu",
     "conv",
     "forward",
@@ -49,6 +50,12 @@ __all__ = [
 def anchor(k: int) -> int:
     """Anchor tap of a kernel of size ``k``: ``(k-1)//2``."""
     return (k - 1) // 2
+
+
+def tap_offsets(k: int) -> tuple[int, int]:
+    """Offsets ``(lo, hi) = (-anchor(k), k - 1 - anchor(k))`` of the first and last tap of a size-``k`` kernel."""
+    a = anchor(k)
+    return -a, k - 1 - a
 
 
 def clrelu(z, slope):
@@ -183,10 +190,10 @@ def reach(kernel_shapes: Sequence[Sequence[int]]):
         ``(above, below, left, right)``: rows above/below the anchor row and
         columns left/right of the anchor column that the output depends on.
     """
-    above = sum(anchor(s[-2]) for s in kernel_shapes)
-    below = sum(s[-2] - 1 - anchor(s[-2]) for s in kernel_shapes)
-    left = sum(anchor(s[-1]) for s in kernel_shapes)
-    right = sum(s[-1] - 1 - anchor(s[-1]) for s in kernel_shapes)
+    above = -sum(tap_offsets(s[-2])[0] for s in kernel_shapes)
+    below = sum(tap_offsets(s[-2])[1] for s in kernel_shapes)
+    left = -sum(tap_offsets(s[-1])[0] for s in kernel_shapes)
+    right = sum(tap_offsets(s[-1])[1] for s in kernel_shapes)
     return above, below, left, right
 
 

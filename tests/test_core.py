@@ -9,6 +9,8 @@ from rakijax.image_space.weights import linear_unmixing
 from rakijax.kspace_net import apply_network, compose_linear, conv, forward
 from rakijax.sampling import make_sampling, undersample
 
+from _props import assert_adjoint, assert_linear, assert_unitary
+
 
 @pytest.mark.parametrize("shape", [(8, 6), (7, 9), (5, 5), (16, 15)])
 def test_fft_matches_numpy(shape):
@@ -19,6 +21,9 @@ def test_fft_matches_numpy(shape):
     np.testing.assert_allclose(ifft2c(fft2c(x)), x, atol=1e-12)
     # unitary: energy preserved
     np.testing.assert_allclose(np.linalg.norm(fft2c(x)), np.linalg.norm(x), rtol=1e-12)
+    # the operator properties: unitary, and ifft2c is its adjoint (float64 rounding)
+    assert_unitary(fft2c, (3,) + shape, rng=rng, rtol=1e-12)
+    assert_adjoint(fft2c, ifft2c, (3,) + shape, (3,) + shape, rng=rng, rtol=1e-12)
 
 
 def test_fft_centre_is_dc():
@@ -61,6 +66,7 @@ def test_conv_matches_numpy_loop():
                         for tx in range(3):
                             ref[o, j, x] += w[o, i, ty, tx] * u[i, (j + ty) % 5, (x + tx - 1) % 7]
     np.testing.assert_allclose(conv(u, w), ref, atol=1e-12)
+    assert_linear(lambda v: conv(v, jnp.asarray(w)), u.shape, rng=rng, rtol=1e-12)  # complex-linear in u
 
 
 @pytest.mark.parametrize("ny,nx,R", [(24, 20, 3), (25, 19, 5), (24, 21, 4), (12, 9, 2)])

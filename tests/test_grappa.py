@@ -16,7 +16,7 @@ from rakijax.fft import fft2c, ifft2c
 from rakijax.image_space.weights import linear_unmixing
 from rakijax.sampling import make_sampling, undersample
 
-from _props import no_recompile
+from _props import assert_linear, no_recompile
 
 
 # ----------------------------------------------------------------------------- references
@@ -109,6 +109,7 @@ def test_calibration_matches_loop_reference(R, kernel, acs):
     rec_ref = loop_grappa_apply(W_ref, zf, R, s.offset)
     assert np.linalg.norm(rec - rec_ref) / np.linalg.norm(rec_ref) < 1e-10
     np.testing.assert_array_equal(np.asarray(rec)[:, s.offset :: R], u)  # acquired lines kept
+    assert_linear(lambda v: grappa.apply(W, v, s), u.shape, rng=rng, rtol=1e-12)  # complex-linear in the data
 
 
 @pytest.mark.parametrize("R", [2, 4])

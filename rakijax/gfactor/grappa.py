@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from ..fft import ifft2c
+from ..image_space.operator import complex_dtype
 from ..image_space.weights import kernel_phases, linear_unmixing, output_phases
 from ..kspace_net import apply_network, compose_linear
 from ..sampling import Sampling
@@ -43,7 +44,7 @@ __all__ = ["grappa_cov", "grappa_gfactor"]
 
 
 def _dtype(kernels, *more):
-    return jnp.result_type(*[jnp.asarray(w).dtype for w in kernels], *more, jnp.complex64)
+    return complex_dtype(*[jnp.asarray(w).dtype for w in kernels], *more)
 
 
 def grappa_cov(kernels: Sequence, sampling: Sampling, nx: int, *, psi=None):
