@@ -115,6 +115,37 @@ def test_activation_masks_from_network_and_full_grid():
         activation_masks(ks, u[:3], s, 0.5)
 
 
+def test_one_activation_pytree_for_image_space_and_gfactor():
+    """activation_masks and gfactor.linearise return the same pytree type; a mode keeps only
+    its coefficients (equal to the full computation), and consumers refuse missing ones."""
+    from rakijax.gfactor.linearise import Linearisation, linearise
+
+    rng = np.random.default_rng(12)
+    nc, ny, nx, R = 4, 21, 10, 3
+    s = make_sampling(ny, R, 8)
+    ks = _net(rng, nc, R, 2)
+    u = jnp.asarray(undersample(_c(rng, nc, ny, nx), s)[1])
+    full = activation_masks(ks, u, s, 0.4)
+    assert Linearisation is type(full) and full.grid == (7, nx) and full.num_hidden == 2
+    for mode, fields in (("true", ("alpha", "beta")), ("frozen", ("mask",))):
+        lin = linearise(ks, u, s, 0.4, mode=mode)
+        assert type(lin) is type(full) and lin.mode == mode and lin.num_hidden == 2
+        for f in ("mask", "alpha", "beta"):
+            got = getattr(lin, f)
+            if f in fields:  # the same computation in another compiled program: rounding at most
+                for l in range(2):
+                    np.testing.assert_allclose(got[l], getattr(full, f)[l], rtol=1e-14, atol=0)
+            else:
+                assert got == ()
+        assert len(lin.coefficients(1)) == len(fields)
+    with pytest.raises(ValueError, match="do not hold 'mask'"):
+        mask_statistics(linearise(ks, u, s, 0.4, mode="true"))
+    with pytest.raises(ValueError, match="do not hold 'alpha'"):
+        from rakijax.image_space import true_derivative_operator
+
+        true_derivative_operator(ks, u, s, 0.4, masks=linearise(ks, u, s, 0.4, mode="frozen"))
+
+
 # ---------------------------------------------------------------- convolution helpers
 
 

@@ -46,6 +46,7 @@ def mask_statistics(masks: ActivationMasks, sampling: Sampling | None = None) ->
 
     At slope 1 every mask is exactly 1, so all fractions are 0 and ``centre_energy`` is 1.
     """
+    masks.require("mask", "alpha", "beta")
     out = []
     full = full_grid_masks(masks, sampling) if sampling is not None else None
     for l in range(masks.num_hidden):
@@ -76,7 +77,8 @@ def plot_activation_kernels(
     """Per hidden channel: the k-space mask ``|m|`` and the log magnitude of its image kernel.
 
     Args:
-        masks: reduced-grid masks (:func:`~rakijax.image_space.masks.activation_masks`).
+        masks: reduced-grid masks holding ``mask``
+            (:func:`~rakijax.image_space.masks.activation_masks`).
         sampling: sampling pattern (``Ny % R == 0``) used to place them on the full grid.
         layer: hidden layer index (0-based).
         channels: channels to show (default the first ``min(6, C)``).
@@ -88,6 +90,7 @@ def plot_activation_kernels(
     """
     import matplotlib.pyplot as plt
 
+    masks.require("mask")
     if not 0 <= layer < masks.num_hidden:
         raise ValueError(f"layer {layer} out of range: the network has {masks.num_hidden} hidden layers")
     m_red = np.asarray(masks.mask[layer])
