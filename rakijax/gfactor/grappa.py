@@ -1,7 +1,7 @@
 """Analytic GRAPPA g-factor maps (Breuer 2009), per pixel at full resolution.
 
 A linear reduced-grid network (GRAPPA) is, in image space, one ``Nc x Nc`` matrix
-per pixel applied to the aliased coil images (:func:`rakijax.grappa.image_weights`):
+per pixel applied to the aliased coil images (:func:`rakijax.image_space.weights.linear_unmixing`):
 
     x(r) = G(r) a(r),   a = ifft2c(zero_filled).
 
