@@ -87,3 +87,44 @@ def test_linear_network_image_space_equals_kspace(ny, nx, R):
     y1 = forward(ks, jnp.asarray(u), 1.0)
     y2 = forward([compose_linear(ks)], jnp.asarray(u), 1.0)
     assert float(jnp.linalg.norm(y1 - y2) / jnp.linalg.norm(y1)) < 1e-12
+
+
+def test_boundary_checks_name_the_problem_and_shapes():
+    """rakijax.validate: the one home of the kernel-chain / reduced-grid / psi checks."""
+    import jax
+
+    from rakijax.gfactor.combine import noise_covariance
+    from rakijax.validate import check_finite, check_kernels, check_reduced, validate_psi
+
+    s = make_sampling(24, 3, 8)
+    ks = [np.zeros((8, 4, 2, 5)), np.zeros((8, 8, 1, 5))]  # 8 = (R-1)*Nc at R=3, Nc=4
+    check_reduced(ks, np.zeros((4, 8, 10)), s)
+    check_reduced(ks, np.zeros((2, 4, 8, 10)), s, batch=True)
+    check_reduced(None, np.zeros((4, 8, 10)), s)  # grid against the sampling only (R = 1 use)
+    with pytest.raises(ValueError, match="empty kernel list"):
+        check_kernels([])
+    with pytest.raises(ValueError, match=r"\(cout, cin, kh, kw\)"):
+        check_kernels([np.zeros((8, 4, 2))])
+    with pytest.raises(ValueError, match=r"does not connect.*\(6, 4, 2, 5\)"):
+        check_kernels([np.zeros((6, 4, 2, 5)), np.zeros((8, 8, 1, 5))])
+    with pytest.raises(ValueError, match=r"\(R-1\)\*Nc = 4 expected at R=2"):
+        check_kernels(ks, 2)
+    with pytest.raises(ValueError, match=r"must be \(Nc, Y, X\), got shape \(2, 4, 8, 10\)"):
+        check_reduced(ks, np.zeros((2, 4, 8, 10)), s)
+    with pytest.raises(ValueError, match=r"\(5, 8, 10\) has 5 coils but the first kernel expects 4"):
+        check_reduced(ks, np.zeros((5, 8, 10)), s)
+    with pytest.raises(ValueError, match=r"\(4, 7, 10\) has 7 rows .* 8 acquired lines"):
+        check_reduced(ks, np.zeros((4, 7, 10)), s)
+    # shapes only: works on tracers under jit
+    jax.jit(lambda v: check_reduced(ks, v, s) or v)(np.zeros((4, 8, 10)))
+    with pytest.raises(ValueError, match=r"1 non-finite value\(s\).*\(0, 1\)"):
+        check_finite(np.array([[1.0, np.nan]]), "x")
+    a = np.array([[2.0, 1j], [-1j, 2.0]])
+    np.testing.assert_array_equal(validate_psi(a, 2), a)
+    with pytest.raises(ValueError, match="not Hermitian"):
+        validate_psi(np.array([[2.0, 1.0], [0.0, 2.0]]))
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        validate_psi(np.diag([1.0, -1.0]))
+    with pytest.raises(ValueError, match=r"shape \(2, 2\) but the data have Nc=3"):
+        noise_covariance(a, 3, np.complex128)
+    np.testing.assert_array_equal(noise_covariance(None, 3, np.complex128), np.eye(3))
