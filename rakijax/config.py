@@ -130,6 +130,23 @@ class ReconConfig:
         """JSON-friendly dictionary of the resolved configuration."""
         return jsonable(dataclasses.asdict(self))
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReconConfig":
+        """The configuration :meth:`to_dict` wrote (unknown keys are an error).
+
+        Raises:
+            ValueError: unknown keys or invalid values.
+        """
+        d = dict(d)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown ReconConfig keys {sorted(unknown)}")
+        if isinstance(d.get("raki"), dict):
+            d["raki"] = RakiConfig(**d["raki"])
+        if d.get("grappa_kernel") is not None:
+            d["grappa_kernel"] = tuple(d["grappa_kernel"])
+        return cls(**d)
+
 
 def _choice(name: str, value, allowed: tuple[str, ...]) -> None:
     if value not in allowed:

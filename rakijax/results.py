@@ -44,11 +44,16 @@ import threading
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import h5py
+import jax
+import matplotlib.pyplot as plt
 import numpy as np
 
 from .config import jsonable
+from .exports import save_kernels, write_bart, write_nifti
+from .pipeline import ReconResult
 
 __all__ = [
     "RESULT_FILES",
@@ -62,6 +67,9 @@ __all__ = [
     "save_figure",
     "environment",
     "write_run",
+    "stack_slices",
+    "write_exports",
+    "write_kernels",
 ]
 
 #: Files every run writes (always ours).
@@ -133,8 +141,6 @@ def write_results_h5(path, *, recon, recon_kspace, mask, reference=None, gfactor
     Raises:
         ValueError: inconsistent shapes.
     """
-    import h5py
-
     recon, recon_kspace, mask = np.asarray(recon), np.asarray(recon_kspace), np.asarray(mask, dtype=bool)
     img = recon.shape
     if recon.ndim not in (2, 3) or recon_kspace.shape[:-3] + recon_kspace.shape[-2:] != img:
@@ -167,8 +173,6 @@ def write_results_h5(path, *, recon, recon_kspace, mask, reference=None, gfactor
 
 def read_results_h5(path) -> dict:
     """Read every dataset of a ``results.h5`` into numpy arrays (plus ``support`` if stored)."""
-    import h5py
-
     with h5py.File(path, "r") as f:
         out = {k: np.asarray(f[k]) for k in f.keys()}
         if "support_packbits" in f.attrs:
@@ -180,8 +184,6 @@ def read_results_h5(path) -> dict:
 
 def save_figure(fig, path, dpi: int = 120) -> Path:
     """Save a matplotlib Figure as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
     atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, format="png", bbox_inches="tight"), mode="wb")
     plt.close(fig)
     return Path(path)
@@ -189,10 +191,8 @@ def save_figure(fig, path, dpi: int = 120) -> Path:
 
 def environment(argv: Iterable[str] | None = None) -> dict:
     """Package versions, JAX backend/devices, Python, platform and the command line."""
-    import jax
-
     versions = {}
-    for pkg in ("rakijax", "jax", "jaxlib", "flax", "optax", "numpy", "h5py", "scipy", "matplotlib"):
+    for pkg in ("rakijax", "jax", "jaxlib", "flax", "optax", "numpy", "h5py", "scipy", "matplotlib", "nibabel"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -366,3 +366,51 @@ def write_run(out, *, arrays: Mapping[str, Any], metrics: Mapping, config: Mappi
     written = ["results.h5", "metrics.json", *names, *extra_outputs, "config.json"]
     write_json(out / "config.json", {**config, **environment(argv), "outputs": written})
     return written
+
+
+# ----------------------------------------------------------------------------- reconstruction runs
+#: metrics that describe the whole run, not one slice (kept scalar in a multi-slice metrics.json)
+RUN_KEYS = ("mode", "method", "R", "acs", "R_eff", "reinsert_acs", "slope", "gfactor_method", "linearisation",
+            "noise_covariance", "prewhitened", "replicas", "mc_noise_scale")
+
+
+def stack_slices(results: Sequence[ReconResult]) -> tuple[dict, dict]:
+    """``(arrays, metrics)`` of a run: one slice as it is; several with a leading slice axis
+    on every array and per-slice lists in ``metrics`` (the run-wide keys stay scalars)."""
+    arrays = [{"reference": r.reference, "recon": r.recon, "recon_kspace": r.recon_kspace, "gfactor": r.gfactor,
+               "snr": r.snr, "mask": r.mask, "support": r.support} for r in results]
+    if len(results) == 1:
+        return arrays[0], dict(results[0].metrics)
+    stacked = {k: None if any(a[k] is None for a in arrays) else np.stack([a[k] for a in arrays]) for k in arrays[0]}
+    first = results[0].metrics
+    metrics = {k: first[k] for k in RUN_KEYS if k in first}
+    for k in first:
+        if k not in metrics:
+            metrics[k] = [r.metrics.get(k) for r in results]
+    return stacked, metrics
+
+
+def write_exports(out, arrays: Mapping[str, Any], voxel_size=None) -> list[str]:
+    """``recon.nii.gz``, ``gfactor.nii.gz``, ``snr.nii.gz`` (magnitude, NIfTI) and
+    ``recon.cfl/.hdr`` (BART) of a run's arrays; returns the names written."""
+    names = []
+    for name in ("recon", "gfactor", "snr"):
+        if arrays.get(name) is not None:
+            write_nifti(Path(out) / f"{name}.nii.gz", arrays[name], voxel_size)
+            names.append(f"{name}.nii.gz")
+    write_bart(Path(out) / "recon", arrays["recon"], kind="image")
+    return names + ["recon.cfl", "recon.hdr"]
+
+
+def write_kernels(out, results: Sequence[ReconResult], slices: Sequence[int]) -> str:
+    """``kernels.npz``: every slice's kernels with the work basis they act on, and the
+    configuration (what ``rakijax apply`` reads); returns the name written."""
+    r0 = results[0]
+    tree = {"slices": [{"kernels": [np.asarray(w) for w in r.kernels], "W": r.prepared.W, "L": r.prepared.L}
+                       for r in results]}
+    s = r0.sampling
+    meta = {"method": r0.config.method, "slope": r0.config.slope, "R": s.R, "offset": s.offset, "acs": s.acs,
+            "shape": list(r0.recon_kspace.shape), "config": r0.config.to_dict(), "slices": list(slices),
+            "version": metadata.version("rakijax")}
+    save_kernels(Path(out) / "kernels.npz", tree, meta)
+    return "kernels.npz"

@@ -111,7 +111,9 @@ def test_refuse_and_overwrite(h5_run, small_files, capsys):
     assert rc == 0
     assert (out / "my_notes.txt").read_text() == "mine"  # the user's file survives
     names = {p.name for p in out.iterdir()}
-    assert names == {"results.h5", "metrics.json", "config.json", "my_notes.txt"}  # stale figures gone
+    # stale figures gone; the standard outputs (NIfTI, BART, kernels) written
+    assert names == {"results.h5", "metrics.json", "config.json", "my_notes.txt", "recon.nii.gz", "recon.cfl",
+                     "recon.hdr", "kernels.npz"}
     with h5py.File(out / "results.h5", "r") as f:
         assert set(f.keys()) == DATASETS - {"gfactor"}
     m = json.loads((out / "metrics.json").read_text())
@@ -300,7 +302,7 @@ def test_demo_pipeline_and_refusal(tmp_path, monkeypatch, capsys):
     assert m["nmse"] == m["raki"]["nmse"]  # top level = the RAKI run in results.h5
     assert m["raki"]["linearisation"] == "true" and m["raki"]["image_space_rel_error"] < 1e-9
     with h5py.File(out / "results.h5", "r") as f:
-        assert set(f.keys()) == DATASETS
+        assert set(f.keys()) == DATASETS | {"snr"}  # the phantom's noise covariance is known: SNR units
     capsys.readouterr()
     rc, err = run(["demo", "--preset", "ci", "--out", out], capsys)
     assert rc == 2 and "exists and is not empty" in err

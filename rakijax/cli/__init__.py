@@ -1,4 +1,4 @@
-"""The ``rakijax`` command: ``demo``, ``recon`` and ``sweep`` (one argparse tree, :mod:`.parser`).
+"""The ``rakijax`` command: ``demo``, ``recon``, ``apply`` and ``sweep`` (one argparse tree, :mod:`.parser`).
 
 A thin layer over :mod:`rakijax.pipeline` and :mod:`rakijax.results`. Bad input (missing
 file, unknown format, missing HDF5 key, wrong rank, NaN/Inf, bad R, slice out of range, an
@@ -16,14 +16,14 @@ import sys
 
 from .demo import cmd_demo
 from .parser import build_parser
-from .recon import cmd_recon
+from .recon import cmd_apply, cmd_recon
 from .sweep import cmd_sweep, spec_from_args
 
 __all__ = ["main", "build_parser", "spec_from_args"]
 
 _USER_ERRORS = (ValueError, KeyError, IndexError, FileNotFoundError, FileExistsError, NotADirectoryError,
                 IsADirectoryError, PermissionError, FloatingPointError, OSError)
-_COMMANDS = {"demo": cmd_demo, "recon": cmd_recon, "sweep": cmd_sweep}
+_COMMANDS = {"demo": cmd_demo, "recon": cmd_recon, "apply": cmd_apply, "sweep": cmd_sweep}
 
 
 def _one_line(e: BaseException) -> str:

@@ -61,7 +61,8 @@ def _add_recon(sub, common):
     r.add_argument("--acs", type=int, default=None, help="central ACS lines (needed for fully sampled input; default 24)")
     r.add_argument("--slope", type=float, default=0.5,
                    help="RAKI negative slope of the complex leaky ReLU, 0..1 (1 = linear) (default: %(default)s)")
-    r.add_argument("--slice", type=_slice, default=0, help="slice index of a multi-slice file, or 'all' (default: %(default)s)")
+    r.add_argument("--slice", type=_slice, default=None,
+                   help="slice index, or 'all' (default: all slices of a multi-slice file, else slice 0)")
     r.add_argument("--gfactor", choices=("analytic", "montecarlo", "autodiff", "none"), default="analytic",
                    help="g-factor map: analytic (exact linear response), montecarlo (pseudo-replicas of the actual "
                         "reconstruction), autodiff (dense jax.jacfwd; small grids only) or none (default: %(default)s)")
@@ -86,8 +87,38 @@ def _add_recon(sub, common):
     r.add_argument("--lambda", dest="lamda", type=float, default=None, help="GRAPPA Tikhonov regularisation "
                    "(default: the library's)")
     r.add_argument("--no-prewhiten", action="store_true", help="reconstruct in the scanner's coil basis")
+    _add_acs_noise(r)
     r.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     r.add_argument("--progress", action="store_true", help="show progress bars")
+
+
+def _add_acs_noise(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--reinsert-acs", dest="reinsert_acs", action="store_true", default=None,
+                   help="put the acquired ACS lines back into the output (default for accelerated input)")
+    g.add_argument("--no-reinsert-acs", dest="reinsert_acs", action="store_false",
+                   help="keep the network's estimate on the ACS lines (default for fully sampled input)")
+    p.add_argument("--noise", default=None, metavar="FILE", help="a separate noise scan (ISMRMRD, .npy (coil, samples), "
+                   ".h5/.npz/.mat 'noise', BART): its covariance prewhitens and gives SNR units")
+
+
+def _add_apply(sub, common):
+    a = sub.add_parser(
+        "apply", parents=[common], help="re-apply a run's saved kernels to other data (no refit)",
+        description=("Apply the kernels saved in RUN_DIR/kernels.npz (by 'rakijax recon') to INPUT of the same "
+                     "geometry (another slice, repetition or file), in the run's prewhitened coil basis, and "
+                     "recompute the g-factor map. Writes the same run folder as 'rakijax recon'."))
+    a.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by 'rakijax recon'")
+    a.add_argument("input", metavar="INPUT", help="k-space file of the same geometry")
+    _output(a)
+    a.add_argument("--slice", type=_slice, default=None, help="slice index, or 'all' (default: all slices)")
+    a.add_argument("--gfactor", choices=("analytic", "montecarlo", "autodiff", "none"), default=None,
+                   help="g-factor map (default: the run's)")
+    a.add_argument("--key", default="kspace", help="HDF5/.npz/.mat dataset name (default: %(default)s)")
+    a.add_argument("--axes", default=None, help="axis order of a .npy/.npz/.mat array as letters")
+    a.add_argument("--noise-key", default=None, help="dataset/variable holding a noise-only scan")
+    a.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    _add_acs_noise(a)
 
 
 def _add_sweep(sub, common):
@@ -131,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="rakijax", parents=[_common(False)],
                description="GRAPPA and complex RAKI reconstruction with exact image-space form and g-factor maps.")
     common = _common(True)
-    sub = p.add_subparsers(dest="command", metavar="{demo,recon,sweep}", parser_class=Parser)
+    sub = p.add_subparsers(dest="command", metavar="{demo,recon,apply,sweep}", parser_class=Parser)
     d = sub.add_parser(
         "demo", parents=[common], help="full pipeline on the built-in brain phantom",
         description=("Run GRAPPA and RAKI on the built-in synthetic brain phantom (the 'demo' preset: 160x160, 16 "
@@ -145,5 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--preset", choices=tuple(PRESETS), default="demo", help="problem size (default: %(default)s)")
     d.add_argument("--small", action="store_true", help="the 'small' preset (64x64, 8 coils; for smoke tests)")
     _add_recon(sub, common)
+    _add_apply(sub, common)
     _add_sweep(sub, common)
     return p

@@ -1,4 +1,13 @@
-"""``rakijax recon``: one scan, one method, one run folder."""
+"""``rakijax recon`` and ``rakijax apply``: reconstruct a scan (every slice) into one run folder.
+
+Two modes, chosen from the data (DESIGN.md): a fully sampled input is undersampled here by
+``--R``/``--acs`` (retrospective: image metrics against the reference); an accelerated input
+(zero lines, a fastMRI ``mask``, ISMRMRD line indices) brings its own pattern, and
+``--R``/``--acs``, if given, must agree with it. A multi-slice file is reconstructed whole by
+default (``--slice all``), one scan-specific fit per slice; compiled programs are reused
+across slices of one shape. ``rakijax apply RUN_DIR INPUT`` re-applies a run's saved kernels
+(``kernels.npz``) on the same path without refitting, and recomputes the g-factor map.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +19,13 @@ from pathlib import Path
 
 from .. import plotting as pl
 from ..config import ReconConfig, preset
-from ..data import load
+from ..data import load, load_noise, num_slices
+from ..exports import load_kernels
+from ..methods import Fit, method_for
 from ..pipeline import ReconResult, check_feasible, reconstruct
-from ..results import check_run_dir, run_folder, write_run
+from ..results import check_run_dir, run_folder, stack_slices, write_exports, write_kernels, write_run
 
-__all__ = ["cmd_recon", "recon_config", "run_figures", "run_arrays"]
+__all__ = ["cmd_recon", "cmd_apply", "recon_config", "run_figures", "run_arrays"]
 
 log = logging.getLogger("rakijax")
 
@@ -22,11 +33,10 @@ log = logging.getLogger("rakijax")
 DEFAULT_R, DEFAULT_ACS = 4, 24
 
 
-def recon_config(args) -> ReconConfig:
+def recon_config(args, accelerated: bool) -> ReconConfig:
     """The :class:`ReconConfig` of ``rakijax recon`` flags (validated; flags that do not
     apply to the chosen g-factor are ignored, with a log line)."""
-    name = "small" if args.small else (args.preset or "paper")
-    raki = preset(name).raki
+    raki = preset("small" if args.small else (args.preset or "paper")).raki
     if args.steps is not None:
         if args.steps < 1:
             raise ValueError(f"--steps must be >= 1, got {args.steps}")
@@ -34,11 +44,14 @@ def recon_config(args) -> ReconConfig:
     mc = args.gfactor == "montecarlo"
     if not mc and (args.replicas != 1000 or args.mc_noise_scale != 1.0):
         log.info("--replicas/--mc-noise-scale apply to --gfactor montecarlo only: ignored")
+    R, acs = args.R, args.acs
+    if not accelerated:
+        R, acs = DEFAULT_R if R is None else R, DEFAULT_ACS if acs is None else acs
     return ReconConfig(
-        method=args.method, R=DEFAULT_R if args.R is None else args.R, acs=DEFAULT_ACS if args.acs is None else args.acs,
-        slope=args.slope, gfactor=args.gfactor, linearisation=args.linearisation,
-        replicas=args.replicas if mc else 1000, mc_noise_scale=args.mc_noise_scale if mc else 1.0,
-        seed=args.seed, raki=raki, grappa_lambda=args.lamda, prewhiten=not args.no_prewhiten, progress=args.progress,
+        method=args.method, R=R, acs=acs, slope=args.slope, gfactor=args.gfactor, linearisation=args.linearisation,
+        replicas=args.replicas if mc else 1000, mc_noise_scale=args.mc_noise_scale if mc else 1.0, seed=args.seed,
+        raki=raki, grappa_lambda=args.lamda, prewhiten=not args.no_prewhiten, reinsert_acs=args.reinsert_acs,
+        progress=args.progress,
     )
 
 
@@ -49,7 +62,7 @@ def _title(res: ReconResult) -> str:
 
 
 def run_figures(res: ReconResult, label: str) -> dict:
-    """The PNG figures of one run: reconstruction/error, g-factor, image vs k-space, loss."""
+    """The PNG figures of one slice: reconstruction/error, g-factor, image vs k-space, loss."""
     figs = {}
     if res.reference is not None:
         figs["reconstruction.png"] = pl.reconstruction_figure(
@@ -71,45 +84,103 @@ def run_figures(res: ReconResult, label: str) -> dict:
 
 
 def run_arrays(res: ReconResult) -> dict:
-    """The ``results.h5`` datasets of one run."""
-    return {"reference": res.reference, "recon": res.recon, "recon_kspace": res.recon_kspace,
-            "gfactor": res.gfactor, "mask": res.mask, "support": res.support}
+    """The ``results.h5`` datasets of one slice."""
+    return stack_slices([res])[0]
+
+
+def _slices(args) -> list[int]:
+    if Path(args.input).is_dir():
+        raise IsADirectoryError(f"input {args.input!r} is a folder, not a k-space file")
+    n = num_slices(args.input, key=args.key, axes=args.axes)
+    if args.slice == "all" or (args.slice is None and n > 1):
+        return list(range(n))
+    i = args.slice or 0
+    if i >= n:
+        raise IndexError(f"{args.input}: slice index {i} out of range (the file has {n} slice(s))")
+    return [i]
+
+
+def _load(args, i: int, noise):
+    data = load(args.input, slice=i, key=args.key, axes=args.axes, noise_key=args.noise_key)
+    if noise is not None:
+        if noise.shape[0] != data.kspace.shape[0]:
+            raise ValueError(f"noise scan {args.noise!r} has {noise.shape[0]} coils but the k-space has "
+                             f"{data.kspace.shape[0]}")
+        data = data.with_(noise=noise, psi=None)
+    return data
+
+
+def _reconstruct_all(args, slices, cfg_for, fit_for=None, whitener_for=None) -> tuple[list, list]:
+    """Reconstruct every slice on the one path; checks the first slice before any work."""
+    noise = load_noise(args.noise) if args.noise else None
+    first = _load(args, slices[0], noise)
+    cfg = cfg_for(first)
+    check_feasible(first.kspace.shape, cfg, sampling=first.sampling(R=cfg.R, acs=cfg.acs) if first.accelerated else None)
+    results, datas = [], []
+    for j, i in enumerate(slices):
+        data = first if j == 0 else _load(args, i, noise)
+        log.info("slice %d (%d/%d): k-space %s (coil, ky, kx), %s mode", i, j + 1, len(slices), tuple(data.kspace.shape),
+                 "accelerated" if data.accelerated else "retrospective")
+        kw = {} if fit_for is None else {"method": method_for(cfg), "fit": fit_for(j), "whitener": whitener_for(j)}
+        res = reconstruct(data, cfg_for(data), **kw)
+        m = res.metrics
+        if "nmse" in m:
+            log.info("      NMSE %.3e  PSNR %.2f dB  SSIM %.4f", m["nmse"], m["psnr"], m["ssim"])
+        if res.gfactor is not None:
+            log.info("      g-factor mean %.3f  p95 %.3f  max %.3f", m["gfactor_mean"], m["gfactor_p95"], m["gfactor_max"])
+        results.append(res)
+        datas.append(data)
+    return results, datas
+
+
+def _write(args, argv, results, datas, slices, config: dict, t_start: float) -> None:
+    figs = {} if args.no_figures else run_figures(results[len(results) // 2], results[0].config.method.upper())
+    arrays, metrics = stack_slices(results)
+    metrics["timings"] = {**(metrics["timings"] if isinstance(metrics["timings"], dict) else
+                             {"per_slice": metrics["timings"]}), "total_s": time.perf_counter() - t_start}
+    config = {**config, "slices": slices, "input_shape": list(datas[0].kspace.shape), "input_meta": datas[0].meta,
+              "recon": results[0].config.to_dict(),
+              "sampling": {"ny": results[0].sampling.ny, "R": results[0].sampling.R, "acs": results[0].sampling.acs,
+                           "offset": results[0].sampling.offset, "R_eff": results[0].sampling.R_eff}}
+    log.info("writing %s", args.out)
+    with run_folder(args.out, args.overwrite) as stage:
+        extra = write_exports(stage, arrays, datas[0].voxel_size) + [write_kernels(stage, results, slices)]
+        written = write_run(stage, arrays=arrays, metrics=metrics, config=config, figures=figs, argv=argv,
+                            extra_outputs=extra)
+    log.info("done in %.1f s: %s", time.perf_counter() - t_start, ", ".join(written))
 
 
 def cmd_recon(args, argv) -> int:
     """Run ``rakijax recon``; returns the exit status."""
     t_start = time.perf_counter()
     check_run_dir(args.out, args.overwrite)  # refuse before any long work
-    cfg = recon_config(args)
-    if args.slice == "all":
-        raise ValueError("--slice all needs a multi-slice reader; pass a slice index")
-    if Path(args.input).is_dir():
-        raise IsADirectoryError(f"input {args.input!r} is a folder, not a k-space file")
-    data = load(args.input, slice=args.slice, key=args.key, axes=args.axes, noise_key=args.noise_key)
-    check_feasible(data.kspace.shape, cfg)  # bad R / ACS / infeasible g-factor: refuse before any work
-    log.info("[1/4] loaded %s (slice %d): k-space %s (coil, ky, kx), %s", args.input, args.slice,
-             tuple(data.kspace.shape), data.kspace.dtype)
-    log.info("[2/4] %s reconstruction, R=%d, %d ACS lines, g-factor: %s", cfg.method, cfg.R, cfg.acs, cfg.gfactor)
-    res = reconstruct(data, cfg)
-    m = res.metrics
-    if "nmse" in m:
-        log.info("      NMSE %.3e  PSNR %.2f dB  SSIM %.4f", m["nmse"], m["psnr"], m["ssim"])
-    if res.gfactor is not None:
-        log.info("      g-factor mean %.3f  p95 %.3f  max %.3f", m["gfactor_mean"], m["gfactor_p95"], m["gfactor_max"])
-    figs = {}
-    if not args.no_figures:
-        log.info("[3/4] figures")
-        figs = run_figures(res, cfg.method.upper())
-    log.info("[4/4] writing %s", args.out)
-    config = {
-        "command": "recon", "input": os.path.abspath(args.input), "input_key": args.key, "input_axes": args.axes,
-        "input_shape": list(data.kspace.shape), "input_meta": data.meta, "slice": args.slice, "seed": cfg.seed,
-        "recon": cfg.to_dict(),
-        "sampling": {"ny": res.sampling.ny, "R": res.sampling.R, "acs": res.sampling.acs,
-                     "offset": res.sampling.offset, "R_eff": res.sampling.R_eff},
-    }
-    m = {**m, "timings": {**m["timings"], "total_s": time.perf_counter() - t_start}}
-    with run_folder(args.out, args.overwrite) as stage:
-        written = write_run(stage, arrays=run_arrays(res), metrics=m, config=config, figures=figs, argv=argv)
-    log.info("done in %.1f s: %s", time.perf_counter() - t_start, ", ".join(written))
+    slices = _slices(args)
+    results, datas = _reconstruct_all(args, slices, lambda d: recon_config(args, d.accelerated))
+    config = {"command": "recon", "input": os.path.abspath(args.input), "input_key": args.key,
+              "input_axes": args.axes, "slice": slices[0] if len(slices) == 1 else "all", "seed": args.seed}
+    _write(args, argv, results, datas, slices, config, t_start)
+    return 0
+
+
+def cmd_apply(args, argv) -> int:
+    """Run ``rakijax apply RUN_DIR INPUT``: the run's kernels on new data, no refit."""
+    t_start = time.perf_counter()
+    check_run_dir(args.out, args.overwrite)
+    tree, meta = load_kernels(Path(args.run_dir) / "kernels.npz")
+    saved = tree["slices"]
+    cfg = ReconConfig.from_dict(meta["config"])
+    cfg = cfg.replace(R=meta["R"], acs=meta["acs"], gfactor=args.gfactor or cfg.gfactor,
+                      reinsert_acs=args.reinsert_acs if args.reinsert_acs is not None else cfg.reinsert_acs)
+    slices = _slices(args)
+    if len(saved) not in (1, len(slices)):
+        raise ValueError(f"{args.run_dir} holds kernels of {len(saved)} slices; the input has {len(slices)} "
+                         "to reconstruct (pass --slice N, or a run with one slice)")
+    pick = (lambda j: saved[0]) if len(saved) == 1 else (lambda j: saved[j])  # noqa: E731
+    results, datas = _reconstruct_all(
+        args, slices, lambda d: cfg, fit_for=lambda j: Fit(list(pick(j)["kernels"]), None, 0.0),
+        whitener_for=lambda j: (pick(j)["W"], pick(j)["L"]))
+    config = {"command": "apply", "run_dir": os.path.abspath(args.run_dir), "input": os.path.abspath(args.input),
+              "input_key": args.key, "input_axes": args.axes, "slice": slices[0] if len(slices) == 1 else "all",
+              "seed": cfg.seed}
+    _write(args, argv, results, datas, slices, config, t_start)
     return 0

@@ -21,18 +21,16 @@ Robson 2008 (pseudo-replicas); Dawood 2024 (image-space formalism).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import metrics as mt
 from ..config import ReconConfig
 from ..data.container import KSpaceData
 from ..gfactor import GFactorResult
 from ..methods import Fit, Method, method_for
 from ..sampling import Sampling
-from .evaluate import gfactor, hf_gain, image_metrics, image_space_error
+from .evaluate import Evaluation, evaluate, gfactor, hf_gain, image_metrics, image_space_error, snr_map
 from .prepare import Prepared, autodiff_bytes, check_feasible, ky_crop, prepare, rss, support_mask
 from .reconstruct import Reconstruction, apply, calibrate
 
@@ -45,6 +43,8 @@ __all__ = [
     "calibrate",
     "apply",
     "evaluate",
+    "Evaluation",
+    "snr_map",
     "reconstruct",
     "gfactor_map",
     "image_metrics",
@@ -69,6 +69,7 @@ class ReconResult:
         recon_kspace: (Nc, Ny, Nx) reconstructed coil k-space.
         coil_images: (Nc, Ny, Nx) reconstructed coil images.
         gfactor: (Ny, Nx) g-factor map, or ``None``.
+        snr: (Ny, Nx) SNR map in SNR units when the noise is known (noise scan or given), or ``None``.
         mask: (Ny,) bool, the sampled ky lines (regular lines and ACS).
         support: (Ny, Nx) bool, where metrics and g summaries are taken.
         image_space_recon: (Ny, Nx) RSS of the image-space reconstruction (or ``None``).
@@ -88,6 +89,7 @@ class ReconResult:
     recon_kspace: np.ndarray
     coil_images: np.ndarray
     gfactor: np.ndarray | None
+    snr: np.ndarray | None
     mask: np.ndarray
     support: np.ndarray
     image_space_recon: np.ndarray | None
@@ -103,53 +105,18 @@ class ReconResult:
     reconstruction: Reconstruction = field(repr=False)
 
 
-def evaluate(prep: Prepared, method: Method, fit: Fit, rec: Reconstruction, cfg: ReconConfig) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
-    """Metrics of a reconstruction: ``(metrics, g map or None, image-space RSS or None)``.
-
-    ``metrics`` holds ``mode``, ``method``, ``R``, ``acs``, ``R_eff``; ``nmse``, ``psnr``,
-    ``ssim``, ``nmse_full_image``, ``hf_gain``, ``hf_loss`` (retrospective only); the
-    ``gfactor_mean/p95/max`` in the support with ``gfactor_method`` and ``linearisation``;
-    ``image_space_rel_error``; the noise covariance's source; ``timings`` (seconds).
-    """
-    s = prep.sampling
-    timings = {method.timing_key: fit.seconds, "apply_s": rec.apply_s}
-    rel, img_recon = image_space_error(prep, method, fit.kernels, rec)
-    g = None
-    if cfg.gfactor != "none":
-        log.info("g-factor (%s) ...", cfg.gfactor)
-        t0 = time.perf_counter()
-        g = np.asarray(gfactor(prep, method, fit.kernels, rec, cfg).g)
-        timings["gfactor_s"] = time.perf_counter() - t0
-        log.info("g-factor (%s) in %.2f s", cfg.gfactor, timings["gfactor_s"])
-    m: dict = {"mode": prep.mode, "method": method.name, "R": s.R, "acs": s.acs, "R_eff": float(s.R_eff)}
-    m.update(image_metrics(prep, rec))
-    m.update({
-        "gfactor_method": cfg.gfactor,
-        "linearisation": cfg.linearisation if (method.name == "raki" and cfg.gfactor == "analytic") else None,
-        "image_space_rel_error": rel,
-        "noise_covariance": prep.psi_source,
-        "prewhitened": bool(cfg.prewhiten),
-        "support_pixels": int(prep.support.sum()),
-    })
-    m.update(method.describe())
-    if fit.losses is not None and len(fit.losses):
-        m["final_loss"] = float(fit.losses[-1])
-    if g is not None:
-        m.update({k: float(v) for k, v in mt.gfactor_summary(g, prep.support).items()})
-        if cfg.gfactor == "montecarlo":
-            m.update(replicas=cfg.replicas, mc_noise_scale=float(cfg.mc_noise_scale))
-    m["timings"] = timings
-    return m, g, img_recon
-
-
-def reconstruct(data: KSpaceData, cfg: ReconConfig, *, method: Method | None = None) -> ReconResult:
+def reconstruct(data: KSpaceData, cfg: ReconConfig, *, method: Method | None = None, fit: Fit | None = None,
+                whitener=None) -> ReconResult:
     """Reconstruct one slice and analyse it: :func:`prepare`, :func:`calibrate`,
     :func:`apply`, :func:`evaluate`.
 
     Args:
-        data: :class:`~rakijax.data.KSpaceData` with fully sampled ``kspace`` (Nc, Ny, Nx).
+        data: :class:`~rakijax.data.KSpaceData`, fully sampled (retrospective) or accelerated.
         cfg: the :class:`~rakijax.config.ReconConfig`.
         method: the method object; default :func:`rakijax.methods.method_for` ``(cfg)``.
+        fit: kernels fitted before (``rakijax apply``): no calibration, the same path after it.
+        whitener: ``(W, L)`` of the scan the ``fit`` came from (its kernels act on that
+            work basis); default: this slice's own prewhitening.
 
     Raises:
         ValueError: bad data (rank, NaN/Inf), sampling (R, ACS), or a g-factor method that
@@ -158,25 +125,28 @@ def reconstruct(data: KSpaceData, cfg: ReconConfig, *, method: Method | None = N
     if not isinstance(cfg, ReconConfig):
         raise ValueError(f"cfg must be a ReconConfig, got {type(cfg).__name__}")
     method = method or method_for(cfg)
-    prep = prepare(data, cfg)
+    prep = prepare(data, cfg, whitener=whitener)
     s = prep.sampling
     nc, ny, nx = prep.zero_filled.shape
-    log.info("%s: calibrating on %d ACS lines (R=%d, %d coils, %dx%d)", method.name.upper(), s.acs, s.R, nc, ny, nx)
-    fit = calibrate(prep, method, seed=cfg.seed, progress=cfg.progress)
-    rec = apply(prep, method, fit.kernels)
+    if fit is None:
+        log.info("%s: calibrating on %d ACS lines (R=%d, %d coils, %dx%d)", method.name.upper(), s.acs, s.R, nc, ny, nx)
+        fit = calibrate(prep, method, seed=cfg.seed, progress=cfg.progress)
+    reinsert = cfg.reinsert_acs if cfg.reinsert_acs is not None else prep.mode == "accelerated"
+    rec = apply(prep, method, fit.kernels, reinsert_acs=reinsert)
     log.info("%s: applied in %.2f s", method.name.upper(), rec.apply_s)
-    metrics, g, img_recon = evaluate(prep, method, fit, rec, cfg)
+    ev = evaluate(prep, method, fit, rec, cfg)
     return ReconResult(
         reference=None if prep.reference is None else np.asarray(prep.reference),
         recon=rec.image,
         recon_kspace=np.asarray(rec.kspace),
         coil_images=np.asarray(rec.coil_images),
-        gfactor=g,
+        gfactor=ev.gfactor,
+        snr=ev.snr,
         mask=s.mask(include_acs=True),
-        support=prep.support,
-        image_space_recon=None if img_recon is None else np.asarray(img_recon),
-        metrics=metrics,
-        timings=metrics["timings"],
+        support=ev.support,
+        image_space_recon=None if ev.image_space_recon is None else np.asarray(ev.image_space_recon),
+        metrics=ev.metrics,
+        timings=ev.metrics["timings"],
         kernels=[np.asarray(w) for w in fit.kernels],
         losses=fit.losses,
         sampling=s,

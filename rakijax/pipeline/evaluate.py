@@ -18,6 +18,9 @@
   ``"montecarlo"`` (pseudo-replicas of the actual, possibly nonlinear, reconstruction with
   noise of covariance ``mc_noise_scale**2 Psi`` on the acquired samples; Robson 2008) or
   ``"autodiff"`` (dense ``jax.jacfwd`` of the reconstruction; small grids only).
+* :func:`snr_map`: the SNR of the combined image in SNR units (Kellman & McVeigh 2005),
+  ``SNR(r) = |rho(r)| / sqrt(var_recon(r))`` with ``var_recon = R g^2 p^H Psi p``: exact when
+  ``Psi`` is the per-sample noise covariance of the data (a noise scan, or given).
 * :func:`image_space_error`: ``||x_image_space - x_kspace|| / ||x_kspace||`` of the coil
   images (Dawood 2024: the two agree to float precision with circular k-space edges).
 """
@@ -25,6 +28,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -33,12 +38,12 @@ import numpy as np
 from .. import metrics as mt
 from ..config import ReconConfig
 from ..fft import ifft2c
-from ..gfactor import GFactorResult, gfactor_from_cov, gfactor_from_variance, jacobian_cov, monte_carlo_variance
-from ..methods import Method
-from .prepare import Prepared, check_autodiff, rss
+from ..gfactor import GFactorResult, combined_variance, gfactor_from_cov, gfactor_from_variance, jacobian_cov, monte_carlo_variance
+from ..methods import Fit, Method
+from .prepare import Prepared, check_autodiff, rss, support_mask
 from .reconstruct import Reconstruction
 
-__all__ = ["image_metrics", "hf_gain", "gfactor", "image_space_error"]
+__all__ = ["Evaluation", "evaluate", "image_metrics", "hf_gain", "gfactor", "snr_map", "image_space_error", "KNOWN_NOISE"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,13 @@ def gfactor(prep: Prepared, method: Method, kernels, rec: Reconstruction, cfg: R
     raise ValueError(f"g-factor method must be analytic, montecarlo or autodiff, got {kind!r}")
 
 
+def snr_map(prep: Prepared, rec: Reconstruction, g) -> np.ndarray:
+    """SNR map in SNR units: ``|rho| / (g sqrt(R) sqrt(p^H Psi p))`` (0 where undefined)."""
+    var_full = np.asarray(combined_variance(jnp.asarray(prep.psi_work, rec.p_work.dtype), rec.p_work))
+    sd = np.asarray(g) * np.sqrt(prep.sampling.R * np.maximum(var_full, 0))
+    return np.where(sd > 0, np.abs(rec.image) / np.where(sd > 0, sd, 1), 0.0)
+
+
 def image_space_error(prep: Prepared, method: Method, kernels, rec: Reconstruction):
     """``(rel_error, rss_image)`` of the image-space reconstruction, or ``(None, None)`` when
     the image-space form is undefined (``Ny % R != 0``)."""
@@ -106,3 +118,66 @@ def image_space_error(prep: Prepared, method: Method, kernels, rec: Reconstructi
     x_k = ifft2c(rec.kspace_work)
     rel = float(jnp.linalg.norm(x_img - x_k) / jnp.linalg.norm(x_k))
     return rel, rss(prep.to_scanner(x_img))
+
+
+#: noise covariances known well enough for an SNR map in SNR units
+KNOWN_NOISE = ("given", "noise scan")
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measures: ``metrics`` (JSON-able), the g-factor and SNR maps,
+    the RSS of the image-space reconstruction and the support the summaries use."""
+
+    metrics: dict
+    gfactor: np.ndarray | None
+    snr: np.ndarray | None
+    image_space_recon: np.ndarray | None
+    support: np.ndarray
+
+
+def evaluate(prep: Prepared, method: Method, fit: Fit, rec: Reconstruction, cfg: ReconConfig) -> Evaluation:
+    """Measure a reconstruction.
+
+    ``metrics`` holds ``mode``, ``method``, ``R``, ``acs``, ``R_eff``, ``reinsert_acs``;
+    ``nmse``, ``psnr``, ``ssim``, ``nmse_full_image``, ``hf_gain``, ``hf_loss`` (retrospective
+    only); the ``gfactor_mean/p95/max`` in the support with ``gfactor_method`` and
+    ``linearisation``; ``image_space_rel_error``; the noise covariance's source; ``timings``.
+    The support is the data's, else the reference's (:func:`support_mask`), else the
+    reconstruction's (accelerated input).
+    """
+    s = prep.sampling
+    support = prep.support if prep.support is not None else support_mask(rec.image)
+    timings = {method.timing_key: fit.seconds, "apply_s": rec.apply_s}
+    rel, img_recon = image_space_error(prep, method, fit.kernels, rec)
+    g = None
+    if cfg.gfactor != "none":
+        log.info("g-factor (%s) ...", cfg.gfactor)
+        t0 = time.perf_counter()
+        g = np.asarray(gfactor(prep, method, fit.kernels, rec, cfg).g)
+        timings["gfactor_s"] = time.perf_counter() - t0
+        log.info("g-factor (%s) in %.2f s", cfg.gfactor, timings["gfactor_s"])
+    m: dict = {"mode": prep.mode, "method": method.name, "R": s.R, "acs": s.acs, "R_eff": float(s.R_eff),
+               "reinsert_acs": bool(rec.reinserted_acs)}
+    m.update(image_metrics(prep, rec))
+    m.update({
+        "gfactor_method": cfg.gfactor,
+        "linearisation": cfg.linearisation if (method.name == "raki" and cfg.gfactor == "analytic") else None,
+        "image_space_rel_error": rel,
+        "noise_covariance": prep.psi_source,
+        "prewhitened": bool(cfg.prewhiten),
+        "support_pixels": int(support.sum()),
+    })
+    m.update(method.describe())
+    if fit.losses is not None and len(fit.losses):
+        m["final_loss"] = float(fit.losses[-1])
+    snr = None
+    if g is not None:
+        m.update({k: float(v) for k, v in mt.gfactor_summary(g, support).items()})
+        if cfg.gfactor == "montecarlo":
+            m.update(replicas=cfg.replicas, mc_noise_scale=float(cfg.mc_noise_scale))
+        if prep.psi_source in KNOWN_NOISE:
+            snr = snr_map(prep, rec, g)
+            m["snr_mean"] = float(np.mean(snr[support]))
+    m["timings"] = timings
+    return Evaluation(m, g, snr, img_recon, support)

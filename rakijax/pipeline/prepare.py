@@ -2,8 +2,9 @@
 
 :func:`prepare` resolves everything a reconstruction needs before any calibration:
 
-1. **Sampling**: retrospective mode (fully sampled input; ``cfg.R``/``cfg.acs`` define the
-   pattern, :func:`rakijax.sampling.make_sampling`).
+1. **Sampling** (:func:`rakijax.data.acquired`): retrospective mode (fully sampled input;
+   ``cfg.R``/``cfg.acs`` define the pattern) or accelerated mode (the pattern, R, offset and
+   ACS block are detected from the data and checked against ``cfg.R``/``cfg.acs``).
 2. **Noise covariance** ``Psi``: ``data.psi`` when known, else estimated from the noise scan
    ``data.noise``, else from signal-free k-space
    (:func:`rakijax.noise.estimate_psi_from_kspace`), else the identity; its source is recorded.
@@ -15,7 +16,7 @@
    in the work basis with covariance ``Psi_w = I`` and weights ``p_w = L^H p``. Without
    prewhitening ``W = L = I`` and ``Psi_w = Psi``.
 4. **Reference and support**: the RSS of the fully sampled input's coil images (retrospective
-   mode) and the object support for metrics (``data.support`` or :func:`support_mask`).
+   mode only) and the object support for metrics (``data.support`` or :func:`support_mask`).
 
 References: Pruessmann 2001 / Kellman 2005 (noise prewhitening).
 """
@@ -32,10 +33,11 @@ from scipy import ndimage
 
 from .. import noise as nz
 from ..config import ReconConfig
+from ..data.acquired import acquired
 from ..data.container import KSpaceData
 from ..fft import ifft2c
 from ..gfactor.reference import dense_jacobian_bytes
-from ..sampling import Sampling, make_sampling, undersample
+from ..sampling import Sampling, make_sampling
 from ..validate import check_finite
 
 __all__ = ["Prepared", "prepare", "check_feasible", "support_mask", "rss", "autodiff_bytes", "check_autodiff", "ky_crop"]
@@ -49,8 +51,9 @@ class Prepared:
 
     Attributes:
         sampling: the :class:`~rakijax.sampling.Sampling`.
-        mode: ``"retrospective"`` (fully sampled input undersampled here).
+        mode: ``"retrospective"`` (fully sampled input undersampled here) or ``"accelerated"``.
         zero_filled: (Nc, Ny, Nx) acquired lines (regular and ACS), zeros elsewhere.
+        acquired_lines: (Ny,) bool, the lines present in ``zero_filled``.
         reduced: (Nc, Y, Nx) the regularly acquired lines (the network input).
         acs_block: (Nc, acs, Nx) the ACS lines.
         W, L: (Nc, Nc) whitening matrix and its inverse (identity without prewhitening).
@@ -59,7 +62,8 @@ class Prepared:
         reference: (Ny, Nx) RSS of the fully sampled input (scanner basis), or ``None``.
         kspace_ref: (Nc, Ny, Nx) scanner-basis k-space for ``hf_gain`` (the noise-free
             k-space when the data carry it, else the fully sampled input), or ``None``.
-        support: (Ny, Nx) bool, where metrics and g summaries are taken.
+        support: (Ny, Nx) bool, where metrics and g summaries are taken (``None`` for
+            accelerated input without one: then taken from the reconstruction).
     """
 
     sampling: Sampling
@@ -67,6 +71,7 @@ class Prepared:
     zero_filled: jax.Array
     reduced: jax.Array
     acs_block: jax.Array
+    acquired_lines: np.ndarray
     W: np.ndarray
     L: np.ndarray
     psi: np.ndarray
@@ -74,7 +79,7 @@ class Prepared:
     psi_work: np.ndarray
     reference: np.ndarray | None
     kspace_ref: jax.Array | None
-    support: np.ndarray
+    support: np.ndarray | None
 
     def to_scanner(self, x):
         """Map coil-axis (-3) data from the work basis to the scanner's, ``L x``."""
@@ -134,12 +139,12 @@ def ky_crop(ny: int, R: int) -> tuple[int, int]:
     return lo, ny - (e - lo)
 
 
-def check_feasible(shape, cfg: ReconConfig, itemsize: int | None = None) -> Sampling:
+def check_feasible(shape, cfg: ReconConfig, itemsize: int | None = None, *, sampling: Sampling | None = None) -> Sampling:
     """Cheap up-front checks of a reconstruction of k-space ``shape`` (Nc, Ny, Nx).
 
-    Validates the sampling (R, ACS), that ``R > 1`` has ACS lines, that an analytic
-    g-factor is defined (``Ny % R == 0``) and that an autodiff g-factor fits in
-    ``cfg.autodiff_max_gib``; :func:`prepare` calls it before any heavy work.
+    Validates the sampling (``sampling``, else ``cfg.R``/``cfg.acs``), that ``R > 1`` has
+    ACS lines, that an analytic g-factor is defined (``Ny % R == 0``) and that an autodiff
+    g-factor fits in ``cfg.autodiff_max_gib``; :func:`prepare` calls it before any heavy work.
 
     Returns:
         The :class:`~rakijax.sampling.Sampling`.
@@ -150,15 +155,17 @@ def check_feasible(shape, cfg: ReconConfig, itemsize: int | None = None) -> Samp
     if len(shape) != 3:
         raise ValueError(f"k-space must be (coil, ky, kx), got shape {tuple(shape)}")
     nc, ny, nx = (int(n) for n in shape)
-    if cfg.R is None or cfg.acs is None:
-        raise ValueError("a fully sampled input needs the acceleration R and the number of ACS lines")
-    sampling = make_sampling(ny, cfg.R, cfg.acs, cfg.offset)
-    if cfg.R > 1 and cfg.acs == 0:
-        raise ValueError(f"R={cfg.R} needs ACS lines for calibration, got acs=0")
+    if sampling is None:
+        if cfg.R is None or cfg.acs is None:
+            raise ValueError("a fully sampled input needs the acceleration R and the number of ACS lines")
+        sampling = make_sampling(ny, cfg.R, cfg.acs, cfg.offset)
+    if sampling.R > 1 and sampling.acs == 0:
+        raise ValueError(f"R={sampling.R} needs ACS lines for calibration, got acs=0")
     if cfg.gfactor == "analytic":
         sampling.require_periodic("the analytic g-factor", "use the Monte Carlo g-factor or crop ky")
     if cfg.gfactor == "autodiff":
-        check_autodiff((nc, ny, nx), cfg.R, cfg.autodiff_max_gib, itemsize or (8 if jax.config.jax_enable_x64 else 4))
+        check_autodiff((nc, ny, nx), sampling.R, cfg.autodiff_max_gib,
+                       itemsize or (8 if jax.config.jax_enable_x64 else 4))
     return sampling
 
 
@@ -200,44 +207,54 @@ def _whitener(psi: np.ndarray, prewhiten: bool) -> tuple[np.ndarray, np.ndarray]
     return W, np.linalg.inv(W)
 
 
-def prepare(data: KSpaceData, cfg: ReconConfig, *, crop_ky: bool = False) -> Prepared:
+def prepare(data: KSpaceData, cfg: ReconConfig, *, crop_ky: bool = False, whitener=None) -> Prepared:
     """Resolve sampling, noise, work basis, reduced grid, reference and support of a slice.
 
     Args:
-        data: :class:`~rakijax.data.KSpaceData`, fully sampled ``kspace`` (Nc, Ny, Nx).
+        data: :class:`~rakijax.data.KSpaceData`: fully sampled (retrospective mode, undersampled
+            here by ``cfg.R``/``cfg.acs``) or accelerated (``data.sampled``; the pattern is
+            detected and checked against ``cfg.R``/``cfg.acs`` when they are given).
         cfg: the :class:`~rakijax.config.ReconConfig`.
         crop_ky: crop ky to the largest centred window that ``R`` divides (:func:`ky_crop`)
             when it does not (sweeps use it so the analytic g-factor is defined).
+        whitener: ``(W, L)`` to use instead of the one derived from this slice's noise
+            (re-applying saved kernels, which act on their own scan's work basis).
 
     Raises:
-        ValueError: bad data (rank, NaN/Inf), sampling (R, ACS), psi shape, or a g-factor
-            method that cannot run on this grid.
+        ValueError: bad data (rank, NaN/Inf), sampling (R, ACS, pattern), psi shape, or a
+            g-factor method that cannot run on this grid.
     """
     if not isinstance(data, KSpaceData):
         raise ValueError(f"data must be a KSpaceData, got {type(data).__name__}")
-    k, clean, support = np.asarray(data.kspace), data.clean, data.support
-    check_finite(k)
-    nc, ny, nx = k.shape
-    if crop_ky and cfg.R and ny % cfg.R:
+    check_finite(np.asarray(data.kspace))
+    nc, ny, nx = data.kspace.shape
+    if crop_ky and not data.accelerated and cfg.R and ny % cfg.R:
         lo, hi = ky_crop(ny, cfg.R)
         log.info("cropping ky %d -> %d lines (rows %d:%d) so that R=%d divides Ny", ny, hi - lo, lo, hi, cfg.R)
-        k, clean, support = k[:, lo:hi], None if clean is None else clean[:, lo:hi], None
+        crop = lambda a: None if a is None else np.asarray(a)[..., lo:hi, :]  # noqa: E731
+        data = data.with_(kspace=crop(data.kspace), clean=crop(data.clean), maps=crop(data.maps), support=None)
         ny = hi - lo
-    sampling = check_feasible(k.shape, cfg)
+    acq = acquired(data, R=cfg.R, acs=cfg.acs, offset=cfg.offset)
+    sampling = check_feasible(data.kspace.shape, cfg, sampling=acq.sampling)
     dtype = jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
 
-    psi, psi_source = _noise_covariance(data, nc, k.dtype)
+    psi, psi_source = _noise_covariance(data, nc, np.asarray(data.kspace).dtype)
     if psi.shape != (nc, nc):
         raise ValueError(f"noise covariance must be ({nc}, {nc}) for {nc} coils, got {psi.shape}")
-    W, L = _whitener(psi, cfg.prewhiten)
-    psi_work = np.eye(nc) if cfg.prewhiten else psi
+    W, L = whitener if whitener is not None else _whitener(psi, cfg.prewhiten)
+    psi_work = W @ psi @ W.conj().T  # = I up to round-off when this slice's psi was whitened
 
-    kj = jnp.asarray(k, dtype)
-    zero_filled, reduced, acs_block = undersample(mix(W, kj), sampling)
-    reference = rss(ifft2c(kj))
-    support = np.asarray(support, bool) if support is not None else support_mask(reference)
-    if support.shape != (ny, nx):
-        raise ValueError(f"support mask must be ({ny}, {nx}), got {support.shape}")
-    kspace_ref = jnp.asarray(clean, dtype) if clean is not None else kj
-    return Prepared(sampling, "retrospective", zero_filled, reduced, acs_block, W, L, np.asarray(psi),
-                    psi_source, np.asarray(psi_work), reference, kspace_ref, support)
+    to_work = lambda a: mix(W, jnp.asarray(a, dtype))  # noqa: E731
+    reference = kspace_ref = None
+    if acq.reference is not None:
+        kj = jnp.asarray(acq.reference, dtype)
+        reference = rss(ifft2c(kj))
+        kspace_ref = jnp.asarray(data.clean, dtype) if data.clean is not None else kj
+    support = data.support
+    if support is None and reference is not None:
+        support = support_mask(reference)
+    if support is not None and np.shape(support) != (ny, nx):
+        raise ValueError(f"support mask must be ({ny}, {nx}), got {np.shape(support)}")
+    return Prepared(sampling, acq.mode, to_work(acq.kspace), to_work(acq.reduced), to_work(acq.acs_block),
+                    acq.acquired_lines, W, L, np.asarray(psi), psi_source, np.asarray(psi_work), reference,
+                    kspace_ref, None if support is None else np.asarray(support, bool))

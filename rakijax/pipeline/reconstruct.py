@@ -19,6 +19,7 @@ import numpy as np
 
 from ..fft import ifft2c
 from ..gfactor import combination_weights, combine
+from ..exports import reinsert_acs as put_back_acs
 from ..methods import Fit, Method
 from .prepare import Prepared, mix
 
@@ -36,6 +37,7 @@ class Reconstruction:
         p: (Nc, Ny, Nx) combination weights (scanner basis); ``p_work = L^H p``.
         image: (Ny, Nx) real combined image ``rho`` (= RSS of the coil images).
         apply_s: seconds to apply the kernels.
+        reinserted_acs: whether the acquired ACS lines replace their estimates.
     """
 
     kspace_work: jax.Array
@@ -45,6 +47,7 @@ class Reconstruction:
     p_work: jax.Array
     image: np.ndarray
     apply_s: float
+    reinserted_acs: bool = False
 
 
 def calibrate(prep: Prepared, method: Method, *, seed: int = 0, progress: bool = False) -> Fit:
@@ -52,14 +55,21 @@ def calibrate(prep: Prepared, method: Method, *, seed: int = 0, progress: bool =
     return method.calibrate(prep.acs_block, prep.sampling, key=jax.random.PRNGKey(seed), progress=progress)
 
 
-def apply(prep: Prepared, method: Method, kernels) -> Reconstruction:
-    """Reconstruct the slice of ``prep`` with ``kernels`` and combine the coils."""
+def apply(prep: Prepared, method: Method, kernels, *, reinsert_acs: bool = False) -> Reconstruction:
+    """Reconstruct the slice of ``prep`` with ``kernels`` and combine the coils.
+
+    With ``reinsert_acs`` the acquired ACS lines replace their estimates in the output
+    (:func:`rakijax.exports.reinsert_acs`; a separate ACS reference scan is never reinserted).
+    """
     t0 = time.perf_counter()
-    k_work = jax.block_until_ready(method.apply(kernels, prep.reduced, prep.sampling))
+    k_work = method.apply(kernels, prep.reduced, prep.sampling)
+    if reinsert_acs:
+        k_work = put_back_acs(k_work, prep.zero_filled, prep.sampling, lines=prep.acquired_lines)
+    k_work = jax.block_until_ready(k_work)
     apply_s = time.perf_counter() - t0
     k = prep.to_scanner(k_work)
     x = ifft2c(k)
     p = combination_weights(x)
     p_work = mix(np.conj(prep.L).T, p)
     image = np.real(np.asarray(combine(x, p)))
-    return Reconstruction(k_work, k, x, p, jnp.asarray(p_work), image, apply_s)
+    return Reconstruction(k_work, k, x, p, jnp.asarray(p_work), image, apply_s, bool(reinsert_acs))
