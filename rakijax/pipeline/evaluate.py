@@ -40,6 +40,7 @@ from ..config import ReconConfig
 from ..fft import ifft2c
 from ..gfactor import GFactorResult, combined_variance, gfactor_from_cov, gfactor_from_variance, jacobian_cov, monte_carlo_variance
 from ..methods import Fit, Method
+from ..sanity import check_reconstruction
 from .prepare import Prepared, check_autodiff, rss, support_mask
 from .reconstruct import Reconstruction
 
@@ -176,8 +177,18 @@ def evaluate(prep: Prepared, method: Method, fit: Fit, rec: Reconstruction, cfg:
         m.update({k: float(v) for k, v in mt.gfactor_summary(g, support).items()})
         if cfg.gfactor == "montecarlo":
             m.update(replicas=cfg.replicas, mc_noise_scale=float(cfg.mc_noise_scale))
-        if prep.psi_source in KNOWN_NOISE:
+        if prep.psi_source in KNOWN_NOISE and prep.noise.trusted:
             snr = snr_map(prep, rec, g)
             m["snr_mean"] = float(np.mean(snr[support]))
+        if not prep.noise.trusted:
+            m["gfactor_warning"] = f"the g-factor map assumes white noise (psi untrusted): {prep.noise.reason}"
+    warnings = list(prep.warnings)
+    if s.R > 1:
+        warnings += check_reconstruction(prep.zero_filled, rec.kspace_work, s, acs_block=prep.acs_block,
+                                         name=f"the {method.name.upper()} reconstruction")
+    for w in warnings[len(prep.warnings):]:
+        log.warning(w)
+    m["noise"] = prep.noise.to_dict()
+    m["warnings"] = warnings
     m["timings"] = timings
     return Evaluation(m, g, snr, img_recon, support)

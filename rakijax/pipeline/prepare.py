@@ -5,12 +5,18 @@
 1. **Sampling** (:func:`rakijax.data.acquired`): retrospective mode (fully sampled input;
    ``cfg.R``/``cfg.acs`` define the pattern) or accelerated mode (the pattern, R, offset and
    ACS block are detected from the data and checked against ``cfg.R``/``cfg.acs``).
-2. **Noise covariance** ``Psi``: ``data.psi`` when known, else estimated from the noise scan
-   ``data.noise``, else from signal-free k-space
-   (:func:`rakijax.noise.estimate_psi_from_kspace`), else the identity; its source is recorded.
+2. **Noise covariance** ``Psi`` (:func:`rakijax.noise.estimate_noise`): ``data.psi`` when
+   known, else from the noise scan ``data.noise``, else from the image background, but only
+   from samples shown to be noise (Gaussian, white, stationary, above round-off); otherwise
+   the identity, and the estimate is marked untrusted with a one-line reason (noise-free or
+   denoised data). Its source, trust and condition number are recorded; the input's
+   physics is checked first (:func:`rakijax.sanity.check_kspace`).
 3. **Work basis** (``cfg.prewhiten``, default on): with the whitening matrix ``W``
    (``W Psi W^H = I``) and ``L = W^{-1}`` the k-space is whitened, ``k_w = W k`` (noise
    covariance ``I``), calibrated and reconstructed there, and mapped back, ``k = L k_w``.
+   The whitening is guarded (:func:`rakijax.noise.whitening`: eigenvalues below
+   ``lambda_max / 1e3`` are floored, so no near-null direction is amplified by more than
+   ~32x), and ``Psi_w = W Psi W^H`` is used as it is (``I`` unless floored).
    The map back is linear, so the noise analysis stays exact: the combined image
    ``rho = sum_c conj(p_c) x_c = sum_c conj((L^H p)_c) x_w,c``, so every g-factor is computed
    in the work basis with covariance ``Psi_w = I`` and weights ``p_w = L^H p``. Without
@@ -31,7 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
-from .. import noise as nz
+from ..noise import NoiseEstimate, estimate_noise, whitening
+from ..sanity import check_kspace, check_noise
 from ..config import ReconConfig
 from ..data.acquired import acquired
 from ..data.container import KSpaceData
@@ -64,6 +71,9 @@ class Prepared:
             k-space when the data carry it, else the fully sampled input), or ``None``.
         support: (Ny, Nx) bool, where metrics and g summaries are taken (``None`` for
             accelerated input without one: then taken from the reconstruction).
+        noise: the :class:`~rakijax.noise.NoiseEstimate` (source, trust, condition, reason).
+        warnings: one-line warnings about the input and its noise (logged, and recorded in
+            ``metrics.json``).
     """
 
     sampling: Sampling
@@ -80,6 +90,8 @@ class Prepared:
     reference: np.ndarray | None
     kspace_ref: jax.Array | None
     support: np.ndarray | None
+    noise: NoiseEstimate
+    warnings: list[str]
 
     def to_scanner(self, x):
         """Map coil-axis (-3) data from the work basis to the scanner's, ``L x``."""
@@ -185,26 +197,15 @@ def check_autodiff(shape, R: int, max_gib: float, itemsize: int) -> None:
         )
 
 
-def _noise_covariance(data: KSpaceData, nc: int, dtype) -> tuple[np.ndarray, str]:
-    """``(psi, source)``: given, from the noise scan, from k-space, or identity."""
-    if data.psi is not None:
-        return np.asarray(data.psi), "given"
-    if data.noise is not None:
-        return np.asarray(nz.estimate_psi(data.noise)), "noise scan"
-    try:
-        return np.asarray(nz.estimate_psi_from_kspace(np.asarray(data.kspace))), "k-space background"
-    except (ValueError, np.linalg.LinAlgError) as e:  # no usable background
-        log.warning("noise covariance: could not estimate from k-space (%s); using identity", e)
-        return np.eye(nc, dtype=dtype), "identity"
-
-
-def _whitener(psi: np.ndarray, prewhiten: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``(W, L)``: whitening matrix (``W Psi W^H = I``) and its inverse; identity if off."""
-    nc = psi.shape[0]
+def _work_basis(est: NoiseEstimate, prewhiten: bool, warnings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, L)``: guarded whitening of the estimate (``W Psi W^H = I`` unless floored), or identity."""
+    nc = est.psi.shape[0]
     if not prewhiten:
         return np.eye(nc, dtype=np.complex128), np.eye(nc, dtype=np.complex128)
-    W = np.asarray(nz.whitening_matrix(psi), dtype=np.complex128)
-    return W, np.linalg.inv(W)
+    wh = whitening(est.psi)
+    if wh.message():
+        warnings.append(wh.message())
+    return np.asarray(wh.W, np.complex128), np.asarray(wh.W_inv, np.complex128)
 
 
 def prepare(data: KSpaceData, cfg: ReconConfig, *, crop_ky: bool = False, whitener=None) -> Prepared:
@@ -238,11 +239,16 @@ def prepare(data: KSpaceData, cfg: ReconConfig, *, crop_ky: bool = False, whiten
     sampling = check_feasible(data.kspace.shape, cfg, sampling=acq.sampling)
     dtype = jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
 
-    psi, psi_source = _noise_covariance(data, nc, np.asarray(data.kspace).dtype)
+    warnings = check_kspace(data.kspace, sampling.R, name=str(data.meta.get("source", "k-space")))
+    est = estimate_noise(data.kspace, data.noise, data.psi)
+    warnings += check_noise(est)
+    psi = np.asarray(est.psi, np.complex128)
     if psi.shape != (nc, nc):
         raise ValueError(f"noise covariance must be ({nc}, {nc}) for {nc} coils, got {psi.shape}")
-    W, L = whitener if whitener is not None else _whitener(psi, cfg.prewhiten)
-    psi_work = W @ psi @ W.conj().T  # = I up to round-off when this slice's psi was whitened
+    W, L = whitener if whitener is not None else _work_basis(est, cfg.prewhiten, warnings)
+    psi_work = W @ psi @ W.conj().T  # = I up to round-off when this slice's psi was whitened unfloored
+    for w in warnings:
+        log.warning(w)
 
     to_work = lambda a: mix(W, jnp.asarray(a, dtype))  # noqa: E731
     reference = kspace_ref = None
@@ -256,5 +262,5 @@ def prepare(data: KSpaceData, cfg: ReconConfig, *, crop_ky: bool = False, whiten
     if support is not None and np.shape(support) != (ny, nx):
         raise ValueError(f"support mask must be ({ny}, {nx}), got {np.shape(support)}")
     return Prepared(sampling, acq.mode, to_work(acq.kspace), to_work(acq.reduced), to_work(acq.acs_block),
-                    acq.acquired_lines, W, L, np.asarray(psi), psi_source, np.asarray(psi_work), reference,
-                    kspace_ref, None if support is None else np.asarray(support, bool))
+                    acq.acquired_lines, W, L, psi, est.source, psi_work, reference, kspace_ref,
+                    None if support is None else np.asarray(support, bool), est, warnings)
