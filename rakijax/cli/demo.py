@@ -10,7 +10,7 @@ from ..config import preset
 from ..metrics import gfactor_comparison
 from ..pipeline import gfactor_map, reconstruct
 from ..results import check_run_dir, run_folder, write_results_h5, write_run
-from .recon import run_arrays
+from .recon import gfactor_figure, run_arrays
 
 __all__ = ["cmd_demo"]
 
@@ -43,17 +43,17 @@ def cmd_demo(args, argv) -> int:
                  res.metrics["gfactor_mean"], mc[name]["time_s"])
     log.info("[5/6] figures")
     g_res, r_res = results["grappa"], results["raki"]
-    where = f"R={P.R}, {P.acs} ACS"
+    raki_label = f"RAKI (slope {P.slope:g})"
+    scale = pl.gfactor_scale(maps, r_res.support)  # one g scale for every map of the run
     figs = {
         "reconstruction.png": pl.reconstruction_figure(
-            r_res.reference, {"GRAPPA": g_res.recon, f"RAKI (slope {P.slope:g})": r_res.recon}, support=r_res.support,
-            metrics={"GRAPPA": g_res.metrics, f"RAKI (slope {P.slope:g})": r_res.metrics}),
-        "gfactor.png": pl.gfactor_figure(r_res.gfactor, support=r_res.support, title=(
-            f"RAKI {where}, slope {P.slope:g}: g-factor (analytic linear response, {r_res.config.linearisation} derivative)")),
-        "gfactor_grappa.png": pl.gfactor_figure(g_res.gfactor, support=g_res.support,
-                                                title=f"GRAPPA {where}: g-factor (analytic)"),
+            r_res.reference, {"GRAPPA": g_res.recon, raki_label: r_res.recon}, support=r_res.support,
+            metrics={"GRAPPA": g_res.metrics, raki_label: r_res.metrics}, R=P.R, acs=P.acs),
+        "gfactor.png": gfactor_figure(r_res, "RAKI", scale=scale),
+        "gfactor_grappa.png": gfactor_figure(g_res, "GRAPPA", scale=scale),
         "gfactor_comparison.png": pl.gfactor_comparison_figure(
-            maps, support=r_res.support, labels=("analytic", f"Monte Carlo ({P.replicas} replicas)")),
+            maps, support=r_res.support, labels=("analytic linear response", f"Monte Carlo ({P.replicas} replicas)"),
+            scale=scale, R=P.R, acs=P.acs, replicas=P.replicas),
         "training_loss.png": pl.loss_figure(r_res.losses),
     }
     if r_res.image_space_recon is not None:

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import plotting as pl
@@ -25,7 +26,7 @@ from ..methods import Fit, method_for
 from ..pipeline import ReconResult, check_feasible, reconstruct
 from ..results import check_run_dir, run_folder, stack_slices, write_exports, write_kernels, write_run
 
-__all__ = ["cmd_recon", "cmd_apply", "recon_config", "run_figures", "run_arrays"]
+__all__ = ["cmd_recon", "cmd_apply", "recon_config", "run_figures", "gfactor_figure", "run_arrays"]
 
 log = logging.getLogger("rakijax")
 
@@ -55,26 +56,38 @@ def recon_config(args, accelerated: bool) -> ReconConfig:
     )
 
 
-def _title(res: ReconResult) -> str:
-    m, s = res.metrics, res.sampling
-    t = f"{m['method'].upper()} R={s.R}, {s.acs} ACS"
-    return t + (f", slope {m['slope']:g}" if "slope" in m else "")
+def _warning(res: ReconResult) -> str | None:
+    w = res.metrics.get("warnings") or []
+    return f"warning: {w[0]}" + (f" (+{len(w) - 1} more in metrics.json)" if len(w) > 1 else "") if w else None
 
 
-def run_figures(res: ReconResult, label: str) -> dict:
-    """The PNG figures of one slice: reconstruction/error, g-factor, image vs k-space, loss."""
+def _where(res: ReconResult) -> dict:
+    s = res.sampling
+    return dict(R=s.R, acs=s.acs, slope=res.config.slope if res.config.method == "raki" else None,
+                warning=_warning(res))
+
+
+def gfactor_figure(res: ReconResult, label: str, *, scale=None):
+    """The g-factor figure of one slice, its method spelled out, on the run's ``scale``."""
+    cfg = res.config
+    return pl.gfactor_figure(
+        res.gfactor, support=res.support, title="g-factor", scale=scale, method=label, gfactor=cfg.gfactor,
+        linearisation=cfg.linearisation if cfg.method == "raki" and cfg.gfactor == "analytic" else None,
+        replicas=cfg.replicas if cfg.gfactor == "montecarlo" else None, **_where(res))
+
+
+def run_figures(res: ReconResult, label: str, *, scale=None) -> dict:
+    """The PNG figures of one slice: reconstruction/error, g-factor, image vs k-space, loss.
+
+    Titles carry the method, R, ACS, slope and the g-factor method spelled out; a warning of
+    the run (untrusted noise estimate, implausible reconstruction) is drawn in red; ``scale``
+    is the g colour scale shared by all g figures of a run (default: this map's)."""
     figs = {}
     if res.reference is not None:
         figs["reconstruction.png"] = pl.reconstruction_figure(
-            res.reference, {label: res.recon}, support=res.support, metrics={label: res.metrics})
+            res.reference, {label: res.recon}, support=res.support, metrics={label: res.metrics}, **_where(res))
     if res.gfactor is not None:
-        kind = res.config.gfactor
-        if kind == "analytic":
-            kind = "analytic linear response" + (f", {res.config.linearisation} derivative"
-                                                 if res.metrics.get("linearisation") else "")
-        elif kind == "montecarlo":
-            kind = f"Monte Carlo, {res.config.replicas} replicas"
-        figs["gfactor.png"] = pl.gfactor_figure(res.gfactor, support=res.support, title=f"{_title(res)} g-factor ({kind})")
+        figs["gfactor.png"] = gfactor_figure(res, label, scale=scale)
     if res.image_space_recon is not None:
         figs["image_vs_kspace.png"] = pl.image_kspace_figure(
             res.recon, res.image_space_recon, label=label, rel_error=res.metrics.get("image_space_rel_error"))
@@ -88,10 +101,26 @@ def run_arrays(res: ReconResult) -> dict:
     return stack_slices([res])[0]
 
 
+@contextmanager
+def _naming(path):
+    """Re-raise a reader's error so that its one line names the file and the command-line flag."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError) as e:
+        msg = " ".join(str(e.args[0] if isinstance(e, KeyError) and e.args else e).split())
+        msg = msg.replace("pass axes=", "pass --axes (e.g. --axes cyx)").replace("axes= in rakijax.data.load", "--axes")
+        if os.path.basename(str(path)) not in msg:
+            msg = f"{path}: {msg}"
+        raise ValueError(msg) from None
+
+
 def _slices(args) -> list[int]:
     if Path(args.input).is_dir():
         raise IsADirectoryError(f"input {args.input!r} is a folder, not a k-space file")
-    n = num_slices(args.input, key=args.key, axes=args.axes)
+    with _naming(args.input):
+        n = num_slices(args.input, key=args.key, axes=args.axes)
     if args.slice == "all" or (args.slice is None and n > 1):
         return list(range(n))
     i = args.slice or 0
@@ -101,7 +130,8 @@ def _slices(args) -> list[int]:
 
 
 def _load(args, i: int, noise):
-    data = load(args.input, slice=i, key=args.key, axes=args.axes, noise_key=args.noise_key)
+    with _naming(args.input):
+        data = load(args.input, slice=i, key=args.key, axes=args.axes, noise_key=args.noise_key)
     if noise is not None:
         if noise.shape[0] != data.kspace.shape[0]:
             raise ValueError(f"noise scan {args.noise!r} has {noise.shape[0]} coils but the k-space has "
@@ -112,7 +142,10 @@ def _load(args, i: int, noise):
 
 def _reconstruct_all(args, slices, cfg_for, fit_for=None, whitener_for=None) -> tuple[list, list]:
     """Reconstruct every slice on the one path; checks the first slice before any work."""
-    noise = load_noise(args.noise) if args.noise else None
+    noise = None
+    if args.noise:
+        with _naming(args.noise):
+            noise = load_noise(args.noise)
     first = _load(args, slices[0], noise)
     cfg = cfg_for(first)
     check_feasible(first.kspace.shape, cfg, sampling=first.sampling(R=cfg.R, acs=cfg.acs) if first.accelerated else None)
