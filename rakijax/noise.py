@@ -241,7 +241,7 @@ def whitening(psi, *, max_condition: float = MAX_CONDITION) -> Whitening:
     floored = int(low.sum())
     pf = p if not floored else (U * np.maximum(ev, floor)) @ U.conj().T
     dtype = np.result_type(p.dtype, np.complex64)
-    W = np.asarray(_inv_cholesky(jnp.asarray(pf, dtype=dtype)))
+    W = np.linalg.inv(np.linalg.cholesky(np.asarray(pf, dtype=dtype)))  # numpy: exact dtype, no x64 switch
     if not np.all(np.isfinite(W)):  # Cholesky of a floored, still numerically singular psi
         raise ValueError(f"noise covariance psi could not be whitened (condition number {cond:.3g})")
     return Whitening(W=W, W_inv=np.linalg.inv(W), condition=cond, floored=floored, floor=floor,

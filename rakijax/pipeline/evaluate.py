@@ -184,8 +184,11 @@ def evaluate(prep: Prepared, method: Method, fit: Fit, rec: Reconstruction, cfg:
             m["gfactor_warning"] = f"the g-factor map assumes white noise (psi untrusted): {prep.noise.reason}"
     warnings = list(prep.warnings)
     if s.R > 1:
+        # max_outside off: at realistic SNR the background of a sound reconstruction holds its
+        # amplified noise (R g^2 of the acquired noise), 1.0-1.5x the zero-filled input's outside
+        # energy fraction on the 64-128 px phantom at R=4 (NMSE 3.5e-3): a false alarm
         warnings += check_reconstruction(prep.zero_filled, rec.kspace_work, s, acs_block=prep.acs_block,
-                                         name=f"the {method.name.upper()} reconstruction")
+                                         max_outside=np.inf, name=f"the {method.name.upper()} reconstruction")
     for w in warnings[len(prep.warnings):]:
         log.warning(w)
     m["noise"] = prep.noise.to_dict()
