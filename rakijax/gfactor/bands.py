@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import kspace_net, validate
 from ..sampling import Sampling
 from .linearise import Linearisation
 
@@ -78,19 +79,11 @@ class Bands:
 jax.tree_util.register_dataclass(Bands, data_fields=["s"], meta_fields=["extent", "shape", "R", "mode"])
 
 
-def _lohi(k: int):
-    a = (k - 1) // 2
-    return -a, k - 1 - a
-
-
 def _rf(shapes):
-    """Receptive-field box ``(loy, hiy, lox, hix)`` of the stacked kernels (offsets of the input)."""
-    loy = hiy = lox = hix = 0
-    for s in shapes:
-        a, b = _lohi(s[-2])
-        c, d = _lohi(s[-1])
-        loy, hiy, lox, hix = loy + a, hiy + b, lox + c, hix + d
-    return loy, hiy, lox, hix
+    """Receptive-field box ``(loy, hiy, lox, hix)`` of the stacked kernels (offsets of the input),
+    from :func:`rakijax.kspace_net.reach`."""
+    above, below, left, right = kspace_net.reach(shapes)
+    return -above, below, -left, right
 
 
 def band_extent(kernel_shapes: Sequence[Sequence[int]], R: int):
@@ -104,8 +97,8 @@ def band_extent(kernel_shapes: Sequence[Sequence[int]], R: int):
         return 0, 0
     loy, hiy, lox, hix = _rf(shapes[:-1])
     ty, tx = hiy - loy + 1, hix - lox + 1
-    ly, hy = _lohi(shapes[-1][-2])
-    lx, hx = _lohi(shapes[-1][-1])
+    ly, hy = kspace_net.tap_offsets(shapes[-1][-2])
+    lx, hx = kspace_net.tap_offsets(shapes[-1][-1])
     esy, esx = ty - 1 + shapes[-1][-2] - 1, tx - 1 + shapes[-1][-1] - 1
     # cross terms acquired x predicted: Delta in -(RF + taps_L), D_y = R Delta_y + d', d' = 1..R-1
     c_lo, c_hi = -hiy - hy, -loy - ly
@@ -116,28 +109,16 @@ def band_extent(kernel_shapes: Sequence[Sequence[int]], R: int):
 
 def _validate(kernels, lin: Linearisation, sampling: Sampling, psi):
     kernels = [jnp.asarray(w) for w in kernels]
-    if not kernels:
-        raise ValueError("need at least one kernel")
-    for w in kernels:
-        if w.ndim != 4:
-            raise ValueError(f"kernels must be (cout, cin, kh, kw), got shapes {[tuple(k.shape) for k in kernels]}")
-    for a, b in zip(kernels[:-1], kernels[1:]):
-        if b.shape[1] != a.shape[0]:
-            raise ValueError(f"kernel chain does not match: {[tuple(k.shape) for k in kernels]}")
+    R = sampling.R
+    validate.check_kernels(kernels, R)
     nc = kernels[0].shape[1]
-    R, ny = sampling.R, sampling.ny
     Y, X = lin.grid
-    if ny % R:
-        raise ValueError(
-            f"exact g-factor maps need Ny divisible by R (Ny={ny}, R={R}): the acquired lines are not "
-            "periodic across the k-space wrap otherwise; crop or zero-pad ky to a multiple of R"
-        )
+    sampling.require_periodic(
+        "exact g-factor maps",
+        "the acquired lines are not periodic across the k-space wrap otherwise; crop or zero-pad ky to a multiple of R",
+    )
     if Y != sampling.num_reduced:
         raise ValueError(f"linearisation grid {lin.grid} has {Y} rows but the sampling has {sampling.num_reduced} acquired lines")
-    if kernels[-1].shape[0] != (R - 1) * nc:
-        raise ValueError(
-            f"the last kernel has {kernels[-1].shape[0]} outputs; (R-1)*Nc = {(R - 1) * nc} expected at R={R}, Nc={nc}"
-        )
     if lin.num_hidden != len(kernels) - 1:
         raise ValueError(f"linearisation has {lin.num_hidden} hidden layers but there are {len(kernels)} kernels")
     for l in range(lin.num_hidden):
@@ -257,7 +238,7 @@ def _hidden_jacobian(kernels, lin, Lfull, start, J, nc):
     starts[-1], Js[-1] = start, J
     for l in range(nh - 1, 0, -1):  # layer l+1 (0-based l) reads layer l rows j + s
         kh = kernels[l].shape[2]
-        starts[l - 1] = starts[l] + _lohi(kh)[0]
+        starts[l - 1] = starts[l] + kspace_net.tap_offsets(kh)[0]
         Js[l - 1] = Js[l] + kh - 1
     coefs = [tuple(_rows(c, starts[l], Js[l]) for c in lin.coefficients(l)) for l in range(nh)]
 
@@ -444,8 +425,8 @@ def _bands(kernels, lin, psi, *, R, chunk, method, extent):
             blk = jnp.einsum("yxna,oa->yxno", Xc, jnp.conj(wl[:, :, qy, qx]))
             oy, ox = khL - 1 - qy, kwL - 1 - qx
             C0 = C0.at[oy : oy + Ty, ox : ox + Tx].add(blk)
-    ly, hy = _lohi(khL)
-    lx, hx = _lohi(kwL)
+    ly, hy = kspace_net.tap_offsets(khL)
+    lx, hx = kspace_net.tap_offsets(kwL)
     c0y, c0x = -hiy - hy, -hix - hx  # Delta of index 0
 
     # --- assemble s(D), D = (R Delta_y + d' - d, Delta_x)
