@@ -1,10 +1,10 @@
 """Linearisation of a RAKI network at the measured data (MATH.md section 3).
 
-A RAKI network ``y = W_L * s(... s(W_1 * u))`` with the complex leaky ReLU
+A RAKI network ``y = W_L * s(... s(W_1 * reduced))`` with the complex leaky ReLU
 
     s_a(z) = s_r Re z + i s_i Im z,   s_r = 1 if Re z >= 0 else a,   s_i likewise,
 
-is linearised around the acquired reduced-grid k-space ``u`` in one of two ways,
+is linearised around the acquired reduced-grid k-space ``reduced`` in one of two ways,
 both pointwise per hidden channel and reduced-grid point:
 
 * ``"frozen"`` (Dawood 2024): the activation mask ``m = s_a(z)/z`` is frozen at the

@@ -23,7 +23,7 @@ supported on the acquired lines to k-space supported on the acquired lines, so
       x(r) = a(r) + sum_{d=1}^{R-1} exp(2 pi i d (ry - cy)/Ny) Y_d(r).
 
 With masks from the k-space inference on the same data, :class:`ImageSpaceRaki`
-reproduces ``ifft2c(apply_network(kernels, u, sampling, slope))`` to float precision
+reproduces ``ifft2c(apply_network(kernels, reduced, sampling, slope))`` to float precision
 (circular k-space edges make the two exactly equal). With the masks frozen the map
 ``a -> x`` is complex-linear (:mod:`rakijax.image_space.linear`).
 
