@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from .data.bart import write_cfl
 from .sampling import Sampling
+from .sampling import sampled_lines
 
 __all__ = [
     "nifti_affine",
@@ -120,8 +122,6 @@ def write_bart(path, array, *, kind: str = "image") -> None:
     BART dimensions: 0 = readout (Nx), 1 = phase encoding (Ny), 3 = coils,
     13 = slices, as :func:`rakijax.data.load` reads them back.
     """
-    from .data.bart import write_cfl
-
     a = np.asarray(array)
     if kind == "image":
         if a.ndim not in (2, 3):
@@ -306,8 +306,6 @@ def reinsert_acs(recon_kspace, acquired_kspace, sampling: Sampling, lines=None):
     Returns:
         The k-space with the ACS lines replaced (same type as ``recon_kspace``).
     """
-    from .sampling import sampled_lines
-
     r_shape, a_shape = tuple(np.shape(recon_kspace)), tuple(np.shape(acquired_kspace))
     if r_shape[-2:] != a_shape[-2:] or r_shape[-2] != sampling.ny:
         raise ValueError(

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .fft import ifft2c
 from .validate import check_finite, validate_psi
 
 __all__ = [
@@ -145,8 +146,6 @@ def estimate_psi_from_kspace(kspace, *, mask=None, fraction: float = 0.125, deme
     Raises:
         ValueError: wrong rank, mask shape mismatch, fewer than 2 background pixels.
     """
-    from .fft import ifft2c
-
     k = jnp.asarray(kspace)
     if k.ndim != 3:
         raise ValueError(f"k-space must have shape (Nc, Ny, Nx), got {k.shape}")
@@ -585,8 +584,6 @@ def _sampled_images(k):
     cropped; if rows inside are missing (accelerated data), the regular rows with the
     most common spacing are kept (an image of FOV/R).
     """
-    from .fft import ifft2c
-
     nz_rows = np.flatnonzero(np.any(k != 0, axis=(0, 2)))
     nz_cols = np.flatnonzero(np.any(k != 0, axis=(0, 1)))
     k = k[:, nz_rows[0] : nz_rows[-1] + 1, nz_cols[0] : nz_cols[-1] + 1]

@@ -38,6 +38,9 @@ import math
 from typing import Sequence
 
 import numpy as np
+from .fft import ifft2c
+from .metrics import nmse
+from .noise import noise_region
 
 __all__ = [
     "check_kspace",
@@ -161,7 +164,6 @@ def check_noise(estimate, *, max_condition: float = 300.0, min_samples: int = 10
 
 
 def _images(k):
-    from .fft import ifft2c
 
     import jax
 
@@ -201,8 +203,6 @@ def _aliasing(zf, rec, acs, sampling):
     amplified, does not count as aliasing). ``ghost`` = slope(recon) / slope(zero-filled);
     ``outside`` = outside energy fraction (recon) / (zero-filled).
     """
-    from .noise import noise_region
-
     low = np.zeros_like(rec)
     low[:, sampling.acs_start : sampling.acs_start + acs.shape[1]] = acs
     xl = _images(low)
@@ -303,7 +303,6 @@ def check_reconstruction(zero_filled, recon_kspace, sampling, *, acs_block=None,
             warn.append(f"{name}: {outside:.2g}x the image energy of the zero-filled input outside the object "
                         "(aliasing, garbage or strongly amplified noise): implausible reconstruction, do not use it")
     if reference is not None:
-        from .metrics import nmse
 
         ref = np.sqrt(np.sum(np.abs(_images(np.asarray(reference))) ** 2, axis=0))
         x = np.sqrt(np.sum(np.abs(_images(rec)) ** 2, axis=0))

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..fft import ifft2c
+from ..sampling import detect_sampling
 from ..validate import as_complex, check_finite, validate_psi
 
 __all__ = ["KSpaceData"]
@@ -175,8 +177,6 @@ class KSpaceData:
             ValueError: non-uniform pattern, no contiguous ACS block, R/acs disagreeing
                 with the data (the message names the source file when known).
         """
-        from ..sampling import detect_sampling
-
         m = np.ones(self.shape[1], bool) if self.sampled is None else self.sampled
         flagged = self.meta.get("acs_flagged") if self.accelerated else None
         try:
@@ -192,8 +192,6 @@ class KSpaceData:
 
     def coil_images(self) -> np.ndarray:
         """Coil images ``ifft2c(kspace)`` (Nc, Ny, Nx)."""
-        from ..fft import ifft2c
-
         return np.asarray(ifft2c(self.kspace))
 
     def rss(self) -> np.ndarray:

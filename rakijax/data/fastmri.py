@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..sampling import sampled_lines
 from .header import MRDHeader, parse_header
 
 __all__ = ["fastmri_geometry", "write_fastmri"]
@@ -74,8 +75,6 @@ def read_fastmri_slice(p: str, arr: np.ndarray, f, meta: dict[str, Any]):
     Returns:
         ``(kspace, sampled or None, voxel_size or None)``; fills ``meta``.
     """
-    from ..sampling import sampled_lines
-
     width = arr.shape[1]
     hdr, (lo, hi), roll = fastmri_geometry(p, f, width)
     k = np.roll(arr[:, lo:hi], roll, axis=1)

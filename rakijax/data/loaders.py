@@ -48,9 +48,17 @@ from typing import Any
 
 import numpy as np
 
-from .bart import cfl_base, read_cfl
+from ..noise import estimate_psi
+from ..sampling import sampled_lines
 from ..validate import as_complex
+from .bart import cfl_base, read_cfl
 from .container import KSpaceData
+from .fastmri import read_fastmri_slice
+from .mrd import is_mrd
+from .mrd import mrd_num_slices
+from .mrd import read_mrd
+from .mrd import read_mrd_volume
+from .mrd import scan
 
 __all__ = ["load", "load_volume", "num_slices", "load_noise", "SUPPORTED_EXTENSIONS", "MissingKeyError", "apply_axes"]
 
@@ -194,7 +202,6 @@ def _resolve(path) -> tuple[str, str]:
             f"fastMRI HDF5 (.h5, .hdf5, .mrd), BART (.cfl/.hdr), NumPy (.npy, .npz), MATLAB (.mat)"
         )
     if ext in (".h5", ".hdf5", ".mrd"):
-        from .mrd import is_mrd
 
         ext = ".mrd" if is_mrd(p) else ".h5"
     return p, ext
@@ -242,7 +249,6 @@ def num_slices(path, *, key: str = "kspace", axes: str | None = None) -> int:
     """
     p, ext = _resolve(path)
     if ext == ".mrd":
-        from .mrd import mrd_num_slices
 
         return mrd_num_slices(p)
     arr, axes, _ = _raw(p, ext, key, axes)
@@ -261,7 +267,6 @@ def load_volume(path, **kwargs) -> list[KSpaceData]:
     kwargs.pop("slice", None)
     p, ext = _resolve(path)
     if ext == ".mrd":
-        from .mrd import read_mrd_volume
 
         return read_mrd_volume(p)
     return [load(p, slice=i, **kwargs) for i in range(num_slices(p, key=kwargs.get("key", "kspace"), axes=kwargs.get("axes")))]
@@ -269,8 +274,6 @@ def load_volume(path, **kwargs) -> list[KSpaceData]:
 
 def _pattern(k: np.ndarray, meta: dict) -> np.ndarray | None:
     """``sampled`` from the zero lines of ``k``; None when fully sampled (or only edge padding)."""
-    from ..sampling import sampled_lines
-
     m = sampled_lines(k)
     if m.all():
         return None
@@ -320,7 +323,6 @@ def load(path, *, slice: int | str = 0, key: str = "kspace", axes: str | None = 
         return load_volume(path, key=key, axes=axes, noise_key=noise_key)
     p, ext = _resolve(path)
     if ext == ".mrd":
-        from .mrd import read_mrd
 
         return read_mrd(p, slice=slice)
     meta: dict[str, Any] = {"source": os.path.abspath(p), "slice": int(slice)}
@@ -335,8 +337,6 @@ def load(path, *, slice: int | str = 0, key: str = "kspace", axes: str | None = 
     k = as_complex(np.ascontiguousarray(k), "k-space")
     if fmt == "hdf5":
         import h5py
-
-        from .fastmri import read_fastmri_slice
 
         with h5py.File(p, "r") as f:
             k, sampled, voxel = read_fastmri_slice(p, k, f, meta)
@@ -357,7 +357,6 @@ def load(path, *, slice: int | str = 0, key: str = "kspace", axes: str | None = 
     meta.update(format=fmt, key=key, axes=axes)
     psi = None
     if noise is not None:
-        from ..noise import estimate_psi
 
         noise = _noise_to_cs(noise, k.shape[0], f"{noise_key!r} of {p!r}")
         psi = np.asarray(estimate_psi(noise))
@@ -392,9 +391,8 @@ def load_noise(path, ncoils: int | None = None, *, key: str = "noise") -> np.nda
     """
     p, ext = _resolve(path)
     if ext == ".mrd":
-        from .mrd import _scan
 
-        noise = _scan(p)[1]
+        noise = scan(p)[1]
         if not noise:
             raise ValueError(f"{p}: no noise readouts (ACQ_IS_NOISE_MEASUREMENT) in the ISMRMRD file")
         nn = {n.shape[0] for n in noise}

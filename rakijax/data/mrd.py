@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from ..noise import estimate_psi
 from .container import KSpaceData
 from .header import MRDHeader, parse_header
 
@@ -84,7 +85,7 @@ def is_mrd(path) -> bool:
     return _group(path) is not None
 
 
-def _scan(path):
+def scan(path):
     """Read all acquisitions: ``(header, noise_list, slices, info)``.
 
     The ``data`` table is read in one ``h5py`` call and decoded here (the MRD v1 record
@@ -167,7 +168,6 @@ def _readout(data: np.ndarray, centre: int) -> np.ndarray:
 
 
 def _slice_data(p, hdr: MRDHeader, noise, items, sl: int, info) -> KSpaceData:
-    from ..noise import estimate_psi
 
     reads = [(ky, _readout(d, c), cal, img) for ky, d, c, cal, img in items]
     ncs = {d.shape[0] for _, d, _, _ in reads}
@@ -260,20 +260,20 @@ def _slice_data(p, hdr: MRDHeader, noise, items, sl: int, info) -> KSpaceData:
 
 def mrd_num_slices(path) -> int:
     """Number of slices with imaging data in an ISMRMRD file."""
-    return len(_scan(path)[2])
+    return len(scan(path)[2])
 
 
 def read_mrd_volume(path) -> list[KSpaceData]:
     """All slices of an ISMRMRD file, in ascending ``idx.slice`` order (see the module docstring)."""
     p = os.fspath(path)
-    hdr, noise, slices, info = _scan(p)
+    hdr, noise, slices, info = scan(p)
     return [_slice_data(p, hdr, noise, slices[s], s, info) for s in sorted(slices)]
 
 
 def read_mrd(path, slice: int = 0) -> KSpaceData:
     """Slice number ``slice`` (position in ascending ``idx.slice`` order; negative counts from the end)."""
     p = os.fspath(path)
-    hdr, noise, slices, info = _scan(p)
+    hdr, noise, slices, info = scan(p)
     order = sorted(slices)
     if not -len(order) <= slice < len(order):
         raise ValueError(f"slice index {slice} out of range: {p!r} has {len(order)} slice(s)")

@@ -56,6 +56,7 @@ import jax
 import numpy as np
 from scipy.interpolate import RectBivariateSpline
 
+from ..fft import fft2c
 from .container import KSpaceData
 
 __all__ = ["brain_phantom", "brain_image", "brain_mask", "loop_coil_maps", "coil_noise_covariance", "CoilArray"]
@@ -458,8 +459,6 @@ def brain_phantom(
     Raises:
         ValueError: non-positive sizes, ``ncoils < 1``, negative ``noise_level``.
     """
-    from ..fft import fft2c
-
     if shape is None:
         shape = (n, n)
     shape = tuple(int(s) for s in shape)
