@@ -19,6 +19,8 @@ from rakijax.gfactor.result import GFactorResult
 from rakijax.sampling import make_sampling, undersample
 from test_grappa import smooth_maps
 
+from _props import no_recompile
+
 
 def random_psi(rng, nc):
     a = rng.standard_normal((nc, nc)) + 1j * rng.standard_normal((nc, nc))
@@ -74,6 +76,11 @@ def test_gfactor_fast_path_matches_cov_for_composed_linear_network():
     g = grappa_gfactor(ks, u, s, psi=psi, p=p).g
     g_ref = gfactor_from_cov(grappa_cov(ks, s, shape[1], psi=psi), p, psi, R)
     np.testing.assert_allclose(g, g_ref, rtol=1e-12)  # two exact evaluations, float64
+    ks2 = [c(*w.shape) for w in ks]  # new kernels, psi and weights of the same shapes: no recompilation
+    psi2, p2 = random_psi(rng, nc), combination_weights(c(nc, *shape))
+    with no_recompile():
+        g2 = grappa_gfactor(ks2, u, s, psi=psi2, p=p2).g
+    assert float(jnp.abs(g2 - g).max()) > 1e-3
 
 
 def test_r1_gives_unit_gfactor():

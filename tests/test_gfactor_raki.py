@@ -21,6 +21,7 @@ from rakijax.image_space.weights import linear_unmixing
 from rakijax.kspace_net import apply_network
 from rakijax.sampling import make_sampling
 
+from _props import no_recompile
 from _refs import frozen_recon
 
 NC = 6
@@ -212,3 +213,9 @@ def test_beta_fraction_and_frozen_vs_true_differ():
     gt = raki_gfactor(ks, u, s, 0.3, linearisation="true").g
     gf = raki_gfactor(ks, u, s, 0.3, linearisation="frozen").g
     assert float(jnp.abs(gt - gf).max()) > 1e-3  # the two linearisations are different maps
+    # kernels, data and slope are traced: another network of the same shapes compiles nothing
+    ks2, u2 = _net(rng, "two", 3), jnp.asarray(_c(rng, NC, s.num_reduced, 20))
+    with no_recompile():
+        for mode in ("true", "frozen"):
+            g2 = raki_gfactor(ks2, u2, s, 0.6, linearisation=mode).g
+    assert float(jnp.abs(g2 - gf).max()) > 1e-3

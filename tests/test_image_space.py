@@ -28,7 +28,7 @@ from rakijax.image_space import (
 from rakijax.kspace_net import apply_network, clrelu, forward_hidden
 from rakijax.sampling import make_sampling, undersample
 
-from _props import assert_linear, no_recompile
+from _props import assert_adjoint, assert_linear, no_recompile
 
 
 def _c(rng, *shape, dtype=np.complex128):
@@ -172,6 +172,11 @@ def test_circular_convolve_matches_direct_sum(shape):
     np.testing.assert_allclose(
         circular_convolve(mask_image_kernel(jnp.asarray(m)), jnp.asarray(z)), ifft2c(m * fft2c(z)), atol=1e-12
     )
+    # the convolution is linear, and its adjoint is the convolution with J(K) (float64 rounding)
+    K = jnp.asarray(k)
+    conv_k = lambda v: circular_convolve(K, v)  # noqa: E731
+    assert_linear(conv_k, z.shape, rng=rng, rtol=1e-12)
+    assert_adjoint(conv_k, lambda v: circular_convolve(conj_reflect(K), v), z.shape, z.shape, rng=rng, rtol=1e-12)
     # conj in k-space == conj_reflect in image space (reference: numpy conj + FFT)
     np.testing.assert_allclose(conj_reflect(ifft2c(jnp.asarray(z))), ifft2c(np.conj(z)), atol=1e-14)
 
