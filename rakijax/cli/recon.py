@@ -25,6 +25,7 @@ from ..exports import load_kernels
 from ..methods import Fit, method_for
 from ..pipeline import ReconResult, check_feasible, reconstruct
 from ..results import check_run_dir, run_folder, stack_slices, write_exports, write_kernels, write_run
+from ..sanity import check_memory
 
 __all__ = ["cmd_recon", "cmd_apply", "recon_config", "run_figures", "gfactor_figure", "run_arrays"]
 
@@ -148,7 +149,12 @@ def _reconstruct_all(args, slices, cfg_for, fit_for=None, whitener_for=None) -> 
             noise = load_noise(args.noise)
     first = _load(args, slices[0], noise)
     cfg = cfg_for(first)
-    check_feasible(first.kspace.shape, cfg, sampling=first.sampling(R=cfg.R, acs=cfg.acs) if first.accelerated else None)
+    sampling = check_feasible(first.kspace.shape, cfg,
+                              sampling=first.sampling(R=cfg.R, acs=cfg.acs) if first.accelerated else None)
+    for w in check_memory(first.kspace.shape, cfg.method, sampling.R, cfg.gfactor, acs=sampling.acs,
+                          slices=len(slices), widths=cfg.raki.widths, kernels=cfg.raki.kernels,
+                          grappa_kernel=cfg.grappa_kernel, mc_chunk=cfg.mc_chunk, name=str(args.input)):
+        log.warning(w)
     results, datas = [], []
     for j, i in enumerate(slices):
         data = first if j == 0 else _load(args, i, noise)
