@@ -22,6 +22,7 @@ import numpy as np
 from rakijax import pipeline
 from rakijax.config import preset
 from rakijax.data import brain_phantom
+from rakijax.jit_cache import enable_persistent_cache
 from rakijax.raki import RakiConfig
 from rakijax.results import atomic_write, environment, save_figure, write_json
 
@@ -73,7 +74,9 @@ def timed_gfactor(res, kind: str, **overrides) -> tuple[np.ndarray, float]:
 
 
 def run_dir(args, name: str) -> Path:
-    """Create the run folder; refuse to mix with earlier output unless ``--overwrite``."""
+    """Create the run folder; refuse to mix with earlier output unless ``--overwrite``.
+    Also turns on the persistent compilation cache (compile once per machine)."""
+    enable_persistent_cache()
     out = Path(args.out or Path("runs") / name)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise SystemExit(f"{out} exists and is not empty; pass --overwrite or another --out")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from ..jit_cache import enable_persistent_cache
 from .demo import cmd_demo
 from .parser import build_parser
 from .recon import cmd_apply, cmd_recon
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _setup_logging(args.quiet)
+    enable_persistent_cache()  # compile once per machine (opt out: RAKIJAX_NO_CACHE=1)
     try:
         return int(_COMMANDS[args.command](args, ["rakijax", *argv]) or 0)
     except _USER_ERRORS as e:

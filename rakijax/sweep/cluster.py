@@ -18,6 +18,7 @@ import logging
 import time
 from pathlib import Path
 
+from ..jit_cache import enable_persistent_cache
 from ..results import environment
 from .group import GroupFn, raki_group
 from .runner import finished_ids, write_run_info, write_shard
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 def run_group(spec: SweepSpec, group, todo: frozenset, group_fn: GroupFn | None = None):
     """Dask task: evaluate a group's todo points; returns ``[(point, metrics, arrays, timings, env)]``."""
     group_fn = group_fn or raki_group
+    enable_persistent_cache()  # each worker process compiles a shape once per machine
     env = environment()
     out = []
     t0 = time.perf_counter()
