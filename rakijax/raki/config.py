@@ -21,54 +21,55 @@ class RakiConfig:
     layers: ``Nc -> widths[0] -> ... -> widths[-1] -> (R-1)*Nc``.
 
     The defaults are the architecture of the reference code of Akcakaya 2019 /
-    Dawood 2024 (2x5, 1x1, 1x5 kernels; 128 and 64 hidden channels). The
-    learning rate and step count were chosen on the built-in 256x256 16-coil
-    phantom (``benchmarks/raki_grid.py``): see ``steps`` and ``learning_rate``.
+    Dawood 2024 (2x5, 1x1, 1x5 kernels; 128 and 64 hidden channels) and a
+    training recipe chosen by measurement (``benchmarks/raki_speed.py``, results
+    in ``benchmarks/results/raki_speed_cpu.md``): full-batch Adam from a smaller
+    initialisation than complex He (500 steps at 2e-3 from ``init_scale =
+    1/sqrt(3)``, in place of 2000 steps at 1e-3 from ``init_scale = 1``). The fit
+    is under-fitted long after the ACS loss looks flat (a lower loss gave a lower
+    image NMSE in every case measured), so what matters is how fast the loss goes
+    down. The He scale starts the network far from the data and cost Adam ~4x
+    more steps than the variance of the reference's PyTorch default init, which
+    ``init_scale = 1/sqrt(3)`` reproduces; the data scale against Adam's ``eps``
+    made no difference (scaling the ACS by 100 changed the NMSE by < 0.1%).
 
     Attributes:
         widths: channels of the hidden layers (one entry per hidden layer).
         kernels: ``(kh, kw)`` of every layer, one more than ``widths`` (the last is
             the output layer); ``kh`` counts acquired lines (reduced-grid rows).
-        steps: full-batch Adam steps (>= 1). Default 2000: RAKI keeps improving
-            with training long after the ACS loss looks flat, and 500 steps
-            under-fit (the reason RAKI lost to GRAPPA in early runs). Cost of the
-            paper-size net on the 256x256 16-coil phantom: ~0.8 ms/step on an H100
-            (2000 steps ~1.6 s + ~3 s compile), ~0.18 s/step on a 2-core CPU
-            (~6 min); pass fewer steps for quick looks.
-        learning_rate: Adam step size on the ACS scaled to ``max|acs| = 1``.
-            Adam's steps are invariant to the loss scale, so the value carries
-            over between scans. Chosen from the grid lr {1e-3, 3e-3} x steps
-            {500 ... 4000} x slopes {0.1, 0.5, 1} at R=4 (24, 40 ACS) and R=5
-            (24 ACS), paper-size net, on an H100
-            (``benchmarks/results/h100/grid/grid.md``): at 1e-3 the NMSE of every
-            slope < 1 falls monotonically with the steps, and from 2000 steps every
-            slope < 1 beats GRAPPA in all three cases (R=4/24: 3.39e-3 and 3.27e-3 at slopes 0.1
-            and 0.5 vs GRAPPA 3.70e-3; R=4/40: 2.48e-3, 2.96e-3 vs 3.61e-3; R=5/24:
-            8.0e-3, 9.3e-3 vs 2.22e-2). 3e-3 gets there in fewer steps but Adam
-            occasionally jumps late in training (slope 0.1 at R=4/24: 3.64e-3 at
-            1000 steps, 4.27e-3 at 2000, 3.03e-3 at 4000). The small preset uses
-            1e-2 (its 300-500 step runs under-fit at lower rates).
-        optimizer: only ``"adam"`` (optax.adam) is supported.
+        steps: full-batch optimiser steps (Adam steps, or L-BFGS iterations), >= 1.
+            More steps keep lowering the ACS loss and the image NMSE; pass more
+            for the last few percent, fewer for quick looks.
+        learning_rate: Adam step size on the ACS scaled to ``max|acs| = 1``
+            (unused by L-BFGS, which line-searches). Adam's steps are invariant to
+            the loss scale, so the value carries over between scans.
+        optimizer: ``"adam"`` (optax.adam on the complex kernels, one step size per
+            complex weight) or ``"lbfgs"`` (optax.lbfgs with a zoom line search on
+            the real and imaginary parts).
+        lbfgs_memory, linesearch_steps: L-BFGS history length and the most
+            function evaluations of one line search.
         b1, b2, eps: Adam moment decays and denominator offset.
         init_scale: multiplies the complex He initialisation
-            (``E|w|^2 = init_scale^2 * 2 / fan_in``).
+            (``E|w|^2 = init_scale^2 * 2 / fan_in``); ``1/sqrt(3)`` gives the
+            variance of PyTorch's default conv init on separate real and
+            imaginary filters (Kaiming-uniform, ``a = sqrt(5)``).
         param_dtype: ``"complex64"``, ``"complex128"`` or ``None`` (follow the
             ACS dtype: complex128 for float64/complex128 input, else complex64).
-        log_every: steps per jit-compiled chunk of :func:`rakijax.raki.train`
-            (progress bar / log granularity; also when NaN losses are checked).
+        log_every: steps between loss checks / log lines / progress-bar updates
+            of :func:`rakijax.raki.train`.
     """
 
     widths: tuple[int, ...] = (128, 64)
     kernels: tuple[tuple[int, int], ...] = ((2, 5), (1, 1), (1, 5))
-    steps: int = 2000
-    learning_rate: float = 1e-3
+    steps: int = 500
+    learning_rate: float = 2e-3
     optimizer: str = "adam"
     lbfgs_memory: int = 10
     linesearch_steps: int = 20
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
-    init_scale: float = 1.0
+    init_scale: float = 3**-0.5
     param_dtype: str | None = None
     log_every: int = 100
 
