@@ -19,7 +19,9 @@ sample, independent across samples: ``n = L w`` with ``Psi = L L^H`` and ``E[w w
   once per function object and shape).
 
 For a linear reconstruction the variance is unbiased for the analytic value with relative
-standard deviation ``~ sqrt(2/M)`` per pixel (the g-factor, a square root: ``~ 1/sqrt(2M)``).
+standard deviation ``~ 1/sqrt(M)`` per pixel for circular noise in the combined image (up to
+``sqrt(2/M)`` for improper, e.g. widely-linear, responses); the g-factor, a square root,
+has half that: ``~ 1/(2 sqrt(M))``.
 
 References: Robson et al. 2008 (pseudo-replica); Breuer et al. 2009 (GRAPPA g-factor).
 """
