@@ -24,7 +24,8 @@ from rakijax.config import preset
 from rakijax.data import brain_phantom
 from rakijax.jit_cache import enable_persistent_cache
 from rakijax.raki import RakiConfig
-from rakijax.results import atomic_write, environment, save_figure, write_json
+from rakijax.results import environment, save_figure
+from rakijax.runfolder import atomic_write, write_json
 
 
 

@@ -67,7 +67,7 @@ def enable_persistent_cache(path: str | os.PathLike | None = None, *,
         is not writable.
     """
     if cache_disabled():
-        log.info("persistent compilation cache off (RAKIJAX_NO_CACHE is set)")
+        log.debug("persistent compilation cache off (RAKIJAX_NO_CACHE is set)")
         return None
     folder = Path(path).expanduser() if path is not None else default_cache_dir()
     try:
@@ -90,5 +90,5 @@ def enable_persistent_cache(path: str | os.PathLike | None = None, *,
             pass
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_s))
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    log.info("persistent compilation cache in %s", folder)
+    log.debug("persistent compilation cache in %s", folder)
     return folder

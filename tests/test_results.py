@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from rakijax import plotting, results
+from rakijax import plotting, results, runfolder
 
 
 def _arrays(ny=12, nx=10, nc=3, g=True):
@@ -27,33 +27,33 @@ def _arrays(ny=12, nx=10, nc=3, g=True):
 
 
 def _write(out, overwrite=False, figures=None, metrics=None):
-    with results.run_folder(out, overwrite) as stage:
+    with runfolder.run_folder(out, overwrite) as stage:
         return results.write_run(stage, arrays=_arrays(), metrics=metrics or {"nmse": 0.1}, config={"seed": 0},
                                  figures=figures or {})
 
 
 def test_check_run_dir_refusals(tmp_path):
     out = tmp_path / "new" / "run"
-    assert results.check_run_dir(out) == out  # not created by the check
+    assert runfolder.check_run_dir(out) == out  # not created by the check
     assert not out.exists()
     out.mkdir(parents=True)
-    results.check_run_dir(out)  # existing but empty: fine
+    runfolder.check_run_dir(out)  # existing but empty: fine
     (out / "x.txt").write_text("user")
-    with pytest.raises(results.OutputExistsError, match="not empty.*--overwrite"):
-        results.check_run_dir(out)
-    results.check_run_dir(out, overwrite=True)
+    with pytest.raises(runfolder.OutputExistsError, match="not empty.*--overwrite"):
+        runfolder.check_run_dir(out)
+    runfolder.check_run_dir(out, overwrite=True)
     f = tmp_path / "file"
     f.write_text("")
     with pytest.raises(NotADirectoryError, match="not a folder"):
-        results.check_run_dir(f, overwrite=True)
+        runfolder.check_run_dir(f, overwrite=True)
     with pytest.raises(NotADirectoryError, match="not a folder"):
-        results.check_run_dir(f / "sub")  # --out a_file/sub: refused before any work
+        runfolder.check_run_dir(f / "sub")  # --out a_file/sub: refused before any work
     if os.geteuid() != 0:  # root writes anywhere
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o500)
         with pytest.raises(PermissionError, match="not writable"):
-            results.check_run_dir(ro / "run")
+            runfolder.check_run_dir(ro / "run")
 
 
 def test_run_folder_new_and_umask(tmp_path):
@@ -74,7 +74,7 @@ def test_failed_run_leaves_old_run_intact(tmp_path):
     _write(out, metrics={"nmse": 0.1})
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(RuntimeError):
-        with results.run_folder(out, overwrite=True) as stage:
+        with runfolder.run_folder(out, overwrite=True) as stage:
             (stage / "metrics.json").write_text("partial")
             raise RuntimeError("boom")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -118,19 +118,19 @@ def test_results_h5_exact_layout(tmp_path):
 
 def test_atomic_write_leaves_nothing_half(tmp_path):
     target = tmp_path / "metrics.json"
-    results.write_json(target, {"a": 1})
+    runfolder.write_json(target, {"a": 1})
     def boom(f):
         f.write("partial")
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        results.atomic_write(target, boom)
+        runfolder.atomic_write(target, boom)
     assert json.loads(target.read_text()) == {"a": 1}  # old content intact
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left
 
 
 def test_json_and_environment(tmp_path):
-    results.write_json(tmp_path / "m.json", {"x": np.float32(1.5), "nan": float("nan"), "arr": np.arange(3),
+    runfolder.write_json(tmp_path / "m.json", {"x": np.float32(1.5), "nan": float("nan"), "arr": np.arange(3),
                                              "nested": {"b": np.bool_(True)}})
     m = json.loads((tmp_path / "m.json").read_text())
     assert m == {"x": 1.5, "nan": None, "arr": [0, 1, 2], "nested": {"b": True}}
@@ -167,14 +167,14 @@ _CHILD = r"""
 import sys, time
 from pathlib import Path
 import numpy as np
-from rakijax import results
+from rakijax import results, runfolder
 out, pause = Path(sys.argv[1]), float(sys.argv[2])
 rng = np.random.default_rng(0)
 ref = np.abs(rng.standard_normal((12, 10)))
 arrays = dict(reference=ref, recon=ref, recon_kspace=np.ones((3, 12, 10), complex), mask=np.ones(12, bool))
 print("ready", flush=True)
-with results.run_folder(out, overwrite=True) as stage:
-    results.write_json(stage / "metrics.json", {"nmse": 0.2})
+with runfolder.run_folder(out, overwrite=True) as stage:
+    runfolder.write_json(stage / "metrics.json", {"nmse": 0.2})
     print("writing", flush=True)
     time.sleep(pause)
     results.write_run(stage, arrays=arrays, metrics={"nmse": 0.2}, config={"seed": 1})

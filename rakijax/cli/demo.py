@@ -9,7 +9,8 @@ from .. import plotting as pl
 from ..config import preset
 from ..metrics import gfactor_comparison
 from ..pipeline import gfactor_map, reconstruct
-from ..results import check_run_dir, run_folder, write_results_h5, write_run
+from ..results import write_results_h5, write_run
+from ..runfolder import check_run_dir, run_folder
 from .recon import gfactor_figure, run_arrays
 
 __all__ = ["cmd_demo"]

@@ -24,7 +24,8 @@ from ..data import load, load_noise, num_slices
 from ..exports import load_kernels
 from ..methods import Fit, method_for
 from ..pipeline import ReconResult, check_feasible, reconstruct
-from ..results import check_run_dir, run_folder, stack_slices, write_exports, write_kernels, write_run
+from ..results import stack_slices, write_exports, write_kernels, write_run
+from ..runfolder import check_run_dir, run_folder
 from ..sanity import check_memory
 
 __all__ = ["cmd_recon", "cmd_apply", "recon_config", "run_figures", "gfactor_figure", "run_arrays"]
@@ -201,6 +202,14 @@ def cmd_recon(args, argv) -> int:
     return 0
 
 
+def _check_fit(meta: dict, data, run_dir, source) -> None:
+    """Refuse, with one clear line, data the saved kernels cannot take (another coil count or grid)."""
+    saved = tuple(int(n) for n in meta["shape"][-3:])
+    bad = [f"{name} {a} vs {int(b)}" for name, a, b in zip(("coils", "Ny", "Nx"), saved, data.kspace.shape) if a != b]
+    if bad:
+        raise ValueError(f"the kernels of {run_dir} do not fit {source}: {', '.join(bad)} (saved vs new)")
+
+
 def cmd_apply(args, argv) -> int:
     """Run ``rakijax apply RUN_DIR INPUT``: the run's kernels on new data, no refit."""
     t_start = time.perf_counter()
@@ -216,7 +225,8 @@ def cmd_apply(args, argv) -> int:
                          "to reconstruct (pass --slice N, or a run with one slice)")
     pick = (lambda j: saved[0]) if len(saved) == 1 else (lambda j: saved[j])  # noqa: E731
     results, datas = _reconstruct_all(
-        args, slices, lambda d: cfg, fit_for=lambda j: Fit(list(pick(j)["kernels"]), None, 0.0),
+        args, slices, lambda d: _check_fit(meta, d, args.run_dir, args.input) or cfg,
+        fit_for=lambda j: Fit(list(pick(j)["kernels"]), None, 0.0),
         whitener_for=lambda j: (pick(j)["W"], pick(j)["L"]))
     config = {"command": "apply", "run_dir": os.path.abspath(args.run_dir), "input": os.path.abspath(args.input),
               "input_key": args.key, "input_axes": args.axes, "slice": slices[0] if len(slices) == 1 else "all",

@@ -2,7 +2,7 @@
 
 Every point writes its own *shard* ``DIR/shards/<id>.json`` (metrics row, device,
 versions) plus ``<id>.npz`` (g map, reconstruction, training losses), each written
-atomically (:func:`rakijax.results.atomic_write`), so a shard exists completely or not at
+atomically (:func:`rakijax.runfolder.atomic_write`), so a shard exists completely or not at
 all. ``<id>`` (:func:`rakijax.sweep.point_id`) hashes everything that determines the
 point's result, so a rerun skips finished points: a crash or Ctrl-C loses nothing that
 finished. A group with unfinished points is retrained *whole* (same vmap batch, hence
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..results import atomic_write, environment
+from ..results import environment
+from ..runfolder import atomic_write
 from .group import GroupFn, raki_group
 from .spec import SHARD_VERSION, SweepPoint, SweepSpec, point_id
 

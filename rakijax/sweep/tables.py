@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..results import atomic_write, save_figure
+from ..results import save_figure
+from ..runfolder import atomic_write
 from .group import METRICS
 
 __all__ = ["TABLE_COLUMNS", "collect", "read_table", "wide", "summary_markdown", "plot_slope"]
