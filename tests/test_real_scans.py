@@ -469,6 +469,35 @@ def test_apply_to_another_slice_uses_the_saved_kernels(runs, files, scans, tmp_p
     assert np.max(np.abs(own["recon_kspace"][0] - b["recon_kspace"])) > 1e-3 * np.max(np.abs(ref))
 
 
+def test_apply_to_data_of_another_geometry_is_one_clear_line(runs, tmp_path, capsys):
+    """Kernels fitted on 4 coils cannot take 8-coil data: exit 2 with one line naming the coil counts."""
+    k8 = brain_phantom(NY, ncoils=8, seed=5).kspace.astype(np.complex64) * hand_mask()[:, None]
+    np.save(tmp_path / "c8.npy", k8)
+    out = tmp_path / "o"
+    rc, err = cli(["apply", runs("cfl_grappa"), tmp_path / "c8.npy", "-q", "--out", out], capsys)
+    assert rc == 2 and err.startswith("rakijax: error: ") and err.count("\n") == 1, err
+    assert "coils 4 vs 8" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 12: 'rakijax apply' re-applies kernels to another repetition or time frame, which usually has no ACS "
+    "lines; rakijax.data.load refuses such a file ('no contiguous ACS block', the pattern check at load time "
+    "requires ACS) before the command can apply the kernels (acquired(require_acs=False) exists but load and "
+    "prepare do not use it)"))
+def test_apply_to_a_repetition_without_acs(runs, scans, tmp_path):
+    k = scans["acc"][1] * hand_mask(acs=0)[:, None]  # slice 1, regular lines only
+    np.save(tmp_path / "rep.npy", k)
+    out = tmp_path / "o"
+    rc, _ = cli(["apply", runs("cfl_grappa"), tmp_path / "rep.npy", "--gfactor", "none", "--no-figures", "-q",
+                 "--out", out])
+    assert rc == 0
+    b, mb, _ = read_run(out)
+    a, _, _ = read_run(runs("cfl_grappa"))  # the same slice with its ACS, same kernels, no reinsertion
+    assert mb["mode"] == "accelerated" and mb["reinsert_acs"] is False
+    assert_close(b["recon_kspace"], a["recon_kspace"], rtol=1e-10, what="recon_kspace")
+
+
 # ----------------------------------------------------------------------------- 4. bad accelerated input
 def _bad(kind, d, scans, files):
     """Write the bad input ``kind`` into ``d``; returns the command's arguments."""
