@@ -30,6 +30,7 @@ References (never the run's own saved output):
 """
 
 import json
+import re
 
 import h5py
 import jax
@@ -405,9 +406,12 @@ def test_other_formats_equal_the_retrospective_path_and_monte_carlo(runs, scans,
     _check_nifti(out, a, voxel)
 
 
-def test_raki_on_zero_filled_npy_equals_the_retrospective_path(runs, scans, retro):
+def test_raki_on_zero_filled_npy_and_cfl_equals_the_retrospective_path(runs, scans, retro):
     check_accelerated_run(runs("npy_raki"), scans, retro, method="raki", slices=[0, 1, 2], reinsert=True,
                           noise="scan", maps=())
+    a, _, c = check_accelerated_run(runs("cfl_raki"), scans, retro, method="raki", slices=[1], reinsert=True,
+                                    noise="scan", maps=())
+    assert c["slices"] == [0] and a["recon"].shape == (NY, NX)  # a one-slice file keeps today's shapes
 
 
 def test_cli_retrospective_file_equals_the_accelerated_file(runs):
@@ -548,7 +552,6 @@ def _bad(kind, d, scans, files):
 ])
 @pytest.mark.parametrize("method", ["grappa", "raki"])
 def test_bad_accelerated_input_one_line_exit_2_nothing_written(tmp_path, capsys, scans, files, kind, match, method):
-    import re
 
     src = tmp_path / "in"
     src.mkdir()
@@ -572,6 +575,8 @@ def test_reinsert_acs_recorded_and_acs_lines_equal_the_acquired_ones(runs, scans
     for name, reinsert, src in cases:
         a, m, _ = read_run(runs(name))
         assert m["reinsert_acs"] is reinsert, name
+        if name == "full_grappa_reins":  # --slice N picks one slice of a multi-slice file
+            assert a["recon"].shape == (NY, NX) and json.loads((runs(name) / "config.json").read_text())["slices"] == [0]
         rk = a["recon_kspace"] if a["recon_kspace"].ndim == 4 else a["recon_kspace"][None]
         for i in range(rk.shape[0]):
             acquired = scans[src][i].astype(np.complex128)
