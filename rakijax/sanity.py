@@ -40,7 +40,7 @@ from typing import Sequence
 import numpy as np
 from .fft import ifft2c
 from .metrics import nmse
-from .noise import noise_region
+from .noise_trust import noise_region
 
 __all__ = [
     "check_kspace",
@@ -136,7 +136,7 @@ def check_kspace(kspace, R: int = 1, *, name: str = "k-space") -> list[str]:
 
 
 def check_noise(estimate, *, max_condition: float = 300.0, min_samples: int = 100) -> list[str]:
-    """Warnings about a :class:`rakijax.noise.NoiseEstimate` for the log, ``metrics.json`` and figures.
+    """Warnings about a :class:`rakijax.noise_trust.NoiseEstimate` for the log, ``metrics.json`` and figures.
 
     Args:
         estimate: the noise estimate used.

@@ -9,17 +9,15 @@ from scipy.special import j1
 from rakijax.data import brain_phantom
 from rakijax.fft import fft2c
 from rakijax.noise import (
-    NoiseEstimate,
     background_mask,
     complex_normal,
-    estimate_noise,
-    noise_statistics,
-    whitening,
     estimate_psi,
     estimate_psi_from_kspace,
     prewhiten,
+    whitening,
     whitening_matrix,
 )
+from rakijax.noise_trust import NoiseEstimate, estimate_noise, noise_statistics
 
 
 _S = 20000  # noise samples per coil in the Monte Carlo checks (one compiled draw shape)

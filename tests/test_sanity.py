@@ -7,7 +7,7 @@ from rakijax import grappa, metrics
 from rakijax.data import brain_phantom
 from rakijax.fft import ifft2c
 from rakijax.gfactor.grappa import grappa_cov
-from rakijax.noise import estimate_noise
+from rakijax.noise_trust import estimate_noise
 from rakijax.sampling import make_sampling, undersample
 from rakijax.sanity import (
     check_kspace,

@@ -5,7 +5,7 @@
 1. **Sampling** (:func:`rakijax.data.acquired`): retrospective mode (fully sampled input;
    ``cfg.R``/``cfg.acs`` define the pattern) or accelerated mode (the pattern, R, offset and
    ACS block are detected from the data and checked against ``cfg.R``/``cfg.acs``).
-2. **Noise covariance** ``Psi`` (:func:`rakijax.noise.estimate_noise`): ``data.psi`` when
+2. **Noise covariance** ``Psi`` (:func:`rakijax.noise_trust.estimate_noise`): ``data.psi`` when
    known, else from the noise scan ``data.noise``, else from the image background, but only
    from samples shown to be noise (Gaussian, white, stationary, above round-off); otherwise
    the identity, and the estimate is marked untrusted with a one-line reason (noise-free or
@@ -37,7 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
-from ..noise import NoiseEstimate, estimate_noise, whitening
+from ..noise import whitening
+from ..noise_trust import NoiseEstimate, estimate_noise
 from ..sanity import check_kspace, check_noise
 from ..config import ReconConfig
 from ..data.acquired import acquired
@@ -71,7 +72,7 @@ class Prepared:
             k-space when the data carry it, else the fully sampled input), or ``None``.
         support: (Ny, Nx) bool, where metrics and g summaries are taken (``None`` for
             accelerated input without one: then taken from the reconstruction).
-        noise: the :class:`~rakijax.noise.NoiseEstimate` (source, trust, condition, reason).
+        noise: the :class:`~rakijax.noise_trust.NoiseEstimate` (source, trust, condition, reason).
         warnings: one-line warnings about the input and its noise (logged, and recorded in
             ``metrics.json``).
     """
