@@ -9,14 +9,8 @@ from rakijax.fft import ifft2c
 from rakijax.gfactor.grappa import grappa_cov
 from rakijax.noise_trust import estimate_noise
 from rakijax.sampling import make_sampling, undersample
-from rakijax.sanity import (
-    check_kspace,
-    check_memory,
-    check_noise,
-    check_reconstruction,
-    estimate_memory_bytes,
-    memory_breakdown,
-)
+from rakijax.memory import check_memory, estimate_memory_bytes, memory_breakdown
+from rakijax.sanity import check_kspace, check_noise, check_reconstruction
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ from .. import plotting as pl
 from ..config import ReconConfig, preset
 from ..data import load, load_noise, num_slices
 from ..exports import load_kernels
+from ..memory import check_memory
 from ..methods import Fit, method_for
 from ..pipeline import ReconResult, check_feasible, reconstruct
 from ..results import stack_slices, write_exports, write_kernels, write_run
 from ..runfolder import check_run_dir, run_folder
-from ..sanity import check_memory
 
 __all__ = ["cmd_recon", "cmd_apply", "recon_config", "run_figures", "gfactor_figure", "run_arrays"]
 
