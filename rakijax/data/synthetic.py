@@ -58,6 +58,7 @@ from scipy.interpolate import RectBivariateSpline
 
 from ..fft import fft2c
 from .container import KSpaceData
+from .template import COLIN27, grid, template_slice
 
 __all__ = ["brain_phantom", "brain_image", "brain_mask", "loop_coil_maps", "coil_noise_covariance", "CoilArray"]
 
@@ -68,13 +69,6 @@ HALF_FOV_MM = 120.0
 # Tissue magnitudes (T1-weighted-like, white matter = 1).
 WM, GM, CSF, DEEP_GM = 1.0, 0.72, 0.22, 0.80
 FAT, SKIN, BONE, DIPLOE = 1.15, 0.55, 0.06, 0.55
-
-
-def _grid(shape):
-    ny, nx = shape
-    y = (np.arange(ny) - ny // 2) / (ny / 2.0)
-    x = (np.arange(nx) - nx // 2) / (nx / 2.0)
-    return np.meshgrid(y, x, indexing="ij")  # Y, X (Ny, Nx)
 
 
 def _step(d, w):
@@ -102,9 +96,6 @@ def _smooth_field(rng, shape, corr):
     return (f - f.mean()) / max(f.std(), 1e-12)
 
 
-COLIN27 = "/usr/share/mricron/templates/ch2.nii.gz"
-
-
 def brain_mask(shape=(256, 256)) -> np.ndarray:
     """Brain region of the synthetic phantom (inside the cortical surface, ``rho < 0.845``).
 
@@ -117,57 +108,9 @@ def brain_mask(shape=(256, 256)) -> np.ndarray:
     Returns:
         (Ny, Nx) bool.
     """
-    Y, X = _grid(tuple(shape))
+    Y, X = grid(tuple(shape))
     hx, hy, cy0 = 0.66, 0.82, 0.02  # the head ellipse of brain_image
     return np.sqrt((X / hx) ** 2 + ((Y - cy0) / hy) ** 2) < 0.845
-
-
-def read_nifti(path) -> np.ndarray:
-    """Minimal NIfTI-1 reader (``.nii`` or ``.nii.gz``): the data array, scaled, x fastest.
-
-    Only what the Colin27 template needs: header of 348 bytes (either byte order),
-    ``dim``, ``datatype``, ``vox_offset``, ``scl_slope``/``scl_inter``; no orientation
-    matrices (the template is stored RAS: x left->right, y posterior->anterior).
-    """
-    import gzip
-
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    end = "<" if np.frombuffer(raw[:4], "<i4")[0] == 348 else ">"
-    if np.frombuffer(raw[:4], end + "i4")[0] != 348:
-        raise ValueError(f"{path!r} is not a NIfTI-1 file")
-    dim = np.frombuffer(raw[40:56], end + "i2")
-    dtype = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4"}
-    code = int(np.frombuffer(raw[70:72], end + "i2")[0])
-    if code not in dtype:
-        raise ValueError(f"unsupported NIfTI datatype {code} in {path!r}")
-    off = int(np.frombuffer(raw[108:112], end + "f4")[0])
-    slope, inter = np.frombuffer(raw[112:120], end + "f4")
-    shp = tuple(int(d) for d in dim[1 : 1 + dim[0]])
-    a = np.frombuffer(raw, end + dtype[code], count=int(np.prod(shp)), offset=off).reshape(shp, order="F")
-    a = a.astype(np.float64)
-    return a * slope + inter if slope not in (0.0,) and np.isfinite(slope) else a
-
-
-def _template_slice(shape, path=None, z: float = 0.56):
-    """Axial slice of the Colin27 T1 template fitted into the phantom's head ellipse."""
-    from scipy.ndimage import binary_fill_holes, map_coordinates
-
-    path = path or COLIN27
-    vol = read_nifti(path)
-    sl = vol[:, :, int(round(z * (vol.shape[2] - 1)))].T[::-1]  # rows: anterior (top) -> posterior
-    head = binary_fill_holes(sl > 0.08 * sl.max())
-    rows, cols = np.nonzero(head)
-    r0, r1, c0, c1 = rows.min(), rows.max(), cols.min(), cols.max()
-    Y, X = _grid(shape)
-    hx, hy, cy0 = 0.66, 0.82, 0.02
-    rr = r0 + (Y - (cy0 - hy)) / (2 * hy) * (r1 - r0)
-    cc = c0 + (X + hx) / (2 * hx) * (c1 - c0)
-    img = map_coordinates(sl, [rr, cc], order=1, mode="constant", cval=0.0)
-    sup = map_coordinates(head.astype(float), [rr, cc], order=1, mode="constant") > 0.01
-    wm = np.percentile(img[sup], 90)
-    return np.clip(img, 0, None) / max(wm, 1e-12) * sup, sup
 
 
 def brain_image(shape=(256, 256), *, seed: int = 0, with_phase: bool = True, anatomy: str = "synthetic", template=None):
@@ -189,7 +132,7 @@ def brain_image(shape=(256, 256), *, seed: int = 0, with_phase: bool = True, ana
     """
     ny, nx = shape
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 11]))
-    Y, X = _grid(shape)
+    Y, X = grid(shape)
     px = 2.0 / min(ny, nx)  # one pixel in normalised units (smaller axis)
     w = 0.6 * px  # soft edge half-width
 
@@ -274,7 +217,7 @@ def brain_image(shape=(256, 256), *, seed: int = 0, with_phase: bool = True, ana
     img = np.clip(img, 0.0, None) * head
     support = head > 1e-3  # the whole object, soft edge included
     if anatomy == "colin27":
-        img, support = _template_slice(shape, template)
+        img, support = template_slice(shape, template)
     elif anatomy != "synthetic":
         raise ValueError(f"anatomy must be 'synthetic' or 'colin27', got {anatomy!r}")
     if with_phase:
