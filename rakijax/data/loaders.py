@@ -361,6 +361,7 @@ def load(path, *, slice: int | str = 0, key: str = "kspace", axes: str | None = 
         noise = _noise_to_cs(noise, k.shape[0], f"{noise_key!r} of {p!r}")
         psi = np.asarray(estimate_psi(noise))
         meta["noise_key"] = noise_key
+        meta["psi_source"] = "noise scan"  # derived from `noise`: the pipeline tests that scan
     try:
         data = KSpaceData(
             kspace=k, noise=noise, psi=psi, meta=meta, sampled=sampled, slice_index=int(slice), voxel_size=voxel

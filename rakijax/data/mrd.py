@@ -239,6 +239,7 @@ def _slice_data(p, hdr: MRDHeader, noise, items, sl: int, info) -> KSpaceData:
         meta["noise_dwell_scale"] = scale
         meta["noise_bandwidth"] = hdr.noise_bandwidth
         psi = np.asarray(estimate_psi(noise_arr))
+        meta["psi_source"] = "noise scan"  # derived from `noise`: the pipeline tests that scan
     sampled = None if got.all() else got
     try:
         data = KSpaceData(

@@ -241,7 +241,8 @@ def prepare(data: KSpaceData, cfg: ReconConfig, *, crop_ky: bool = False, whiten
     dtype = jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
 
     warnings = check_kspace(data.kspace, sampling.R, name=str(data.meta.get("source", "k-space")))
-    est = estimate_noise(data.kspace, data.noise, data.psi)
+    from_scan = data.noise is not None and data.meta.get("psi_source") == "noise scan"
+    est = estimate_noise(data.kspace, data.noise, None if from_scan else data.psi)
     warnings += check_noise(est)
     psi = np.asarray(est.psi, np.complex128)
     if psi.shape != (nc, nc):
