@@ -180,6 +180,10 @@ def evaluate(prep: Prepared, method: Method, fit: Fit, rec: Reconstruction, cfg:
         if prep.psi_source in KNOWN_NOISE and prep.noise.trusted:
             snr = snr_map(prep, rec, g)
             m["snr_mean"] = float(np.mean(snr[support]))
+        if rec.reinserted_acs:
+            m["gfactor_note"] = ("the g-factor and SNR maps describe the interpolation (the network on every "
+                                 "missing line); the reinserted ACS lines carry measured noise instead, which "
+                                 "lowers the true g a little (most where the ACS block is a large part of k-space)")
         if not prep.noise.trusted:
             m["gfactor_warning"] = f"the g-factor map assumes white noise (psi untrusted): {prep.noise.reason}"
     warnings = list(prep.warnings)
