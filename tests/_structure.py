@@ -29,8 +29,9 @@ def _targets(mod: str, path: Path, node, mods) -> list[tuple[str, list[str]]]:
         base = node.module or ""
     out = []
     names = [a.name for a in node.names]
-    if base in mods:
-        out.append((base, [n for n in names if f"{base}.{n}" not in mods]))
+    plain = [n for n in names if f"{base}.{n}" not in mods]  # names defined in `base` itself
+    if base in mods and plain:
+        out.append((base, plain))
     out += [(f"{base}.{n}", []) for n in names if f"{base}.{n}" in mods]
     return out
 
