@@ -8,9 +8,10 @@ so that a command line can refuse before loading or training.
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
-__all__ = ["memory_breakdown", "estimate_memory_bytes", "available_memory_bytes", "check_memory"]
+__all__ = ["memory_breakdown", "estimate_memory_bytes", "available_memory_bytes", "check_memory", "check_input_size"]
 
 
 _RAKI_WIDTHS = (128, 64)
@@ -152,3 +153,22 @@ def check_memory(shape: Sequence[int], method: str = "grappa", R: int = 4, gfact
     if b["peak"] > 0.8 * available:
         return [msg.replace(" but ", " of the ") + " (over 80%)"]
     return []
+
+
+def check_input_size(path, *, available: int | None = None) -> None:
+    """Refuse, before reading it, an input file larger than the memory available.
+
+    A reader holds at least the file's samples (as complex64/128); a file bigger than the
+    available memory cannot be loaded. BART's data file is ``.cfl`` beside the named ``.hdr``.
+
+    Raises:
+        ValueError: naming the file, its size and the memory available.
+    """
+    p = str(path)
+    cands = [p, p + ".cfl", p[:-4] + ".cfl" if p.endswith(".hdr") else p]
+    size = max((os.path.getsize(c) for c in cands if os.path.isfile(c)), default=0)
+    available = available_memory_bytes() if available is None else available
+    if available and size > available:
+        gib = 2.0**30
+        raise ValueError(f"{p}: the file holds {size / gib:.1f} GiB but only {available / gib:.1f} GiB of memory "
+                         "are available: reconstruct it on a larger machine or split it (e.g. per slice)")

@@ -9,7 +9,7 @@ from rakijax.fft import ifft2c
 from rakijax.gfactor.grappa import grappa_cov
 from rakijax.noise_trust import estimate_noise
 from rakijax.sampling import make_sampling, undersample
-from rakijax.memory import check_memory, estimate_memory_bytes, memory_breakdown
+from rakijax.memory import check_input_size, check_memory, estimate_memory_bytes, memory_breakdown
 from rakijax.sanity import check_kspace, check_noise, check_reconstruction
 
 
@@ -167,3 +167,13 @@ def test_check_memory_refuses_before_work():
     need = estimate_memory_bytes((8, 64, 64))
     (w,) = check_memory((8, 64, 64), available=int(need / 0.9))
     assert "over 80%" in w
+
+
+def test_input_larger_than_memory_refused_before_reading(tmp_path):
+    """A (sparse) 32 GiB .npy is refused from its size alone, naming the file: nothing is read."""
+    f = tmp_path / "huge.npy"
+    with open(f, "wb") as h:
+        h.truncate(32 * 2**30)
+    with pytest.raises(ValueError, match=r"huge.npy: the file holds 32.0 GiB but only 16.0 GiB"):
+        check_input_size(f, available=16 * 2**30)
+    check_input_size(f, available=64 * 2**30)  # fits: no error

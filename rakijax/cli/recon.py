@@ -22,7 +22,7 @@ from .. import plotting as pl
 from ..config import ReconConfig, preset
 from ..data import load, load_noise, num_slices
 from ..exports import load_kernels
-from ..memory import check_memory
+from ..memory import check_input_size, check_memory
 from ..methods import Fit, method_for
 from ..pipeline import ReconResult, check_feasible, reconstruct
 from ..results import stack_slices, write_exports, write_kernels, write_run
@@ -121,6 +121,7 @@ def _naming(path):
 def _slices(args) -> list[int]:
     if Path(args.input).is_dir():
         raise IsADirectoryError(f"input {args.input!r} is a folder, not a k-space file")
+    check_input_size(args.input)  # before reading: a file larger than the memory cannot be loaded
     with _naming(args.input):
         n = num_slices(args.input, key=args.key, axes=args.axes)
     if args.slice == "all" or (args.slice is None and n > 1):
