@@ -23,7 +23,7 @@ __all__ = ["enable_persistent_cache", "default_cache_dir", "cache_disabled"]
 log = logging.getLogger(__name__)
 
 #: Programs that compile faster than this are not written (loading costs about as much).
-MIN_COMPILE_TIME_S = 0.5
+MIN_COMPILE_TIME_S = 0.1
 
 
 def cache_disabled() -> bool:

@@ -246,3 +246,15 @@ def test_bad_input(data):
         apply([jnp.zeros((NC, NC, 2, 5))], red, s, 2.0)
     with pytest.raises(ValueError, match="outputs"):
         apply([jnp.zeros((NC, NC, 2, 5), complex)] * 0 + [jnp.zeros((2 * NC, NC, 2, 5), complex)], red, s, 0.5)
+
+
+def test_returns_the_best_iterate(data):
+    """A learning rate high enough for Adam to jump: the kernels are the lowest-loss iterate, not the last."""
+    s, acs = data[1], data[3]
+    cfg = CFG.__class__(**{**CFG.__dict__, "learning_rate": 0.3, "steps": 60, "log_every": 60})
+    res = train(acs, s, cfg, 0.5, key=KEY)
+    i = int(np.argmin(res.losses))
+    assert i < cfg.steps - 1 and res.losses[-1] > res.losses[i]  # the run did jump (else the test is moot)
+    _, prob, _, _, _ = T._setup(jnp.asarray(acs), R, T._static(cfg), KEY)
+    L = float(T._loss(res.kernels, prob, 0.5, R, T._static(cfg)))  # kernels are scale-free (homogeneous net)
+    assert L == pytest.approx(float(res.losses[i]), rel=1e-9)  # the loss of the returned kernels is the minimum
