@@ -128,6 +128,8 @@ __all__ = [
     "noise_terms",
     "line_energies",
     "choose_slope",
+    "GAwareFits",
+    "g_aware_fits",
     "estimate_figure",
 ]
 
@@ -171,8 +173,25 @@ def _weighted_loss(kernels, problem, slope, weights, shapes, R):
     return jnp.sum(weights * r2) / (jnp.sum(weights) * per_row)
 
 
-@functools.partial(jax.jit, static_argnames=("R", "config"))
-def _cv_train_jit(acs_block, slope, weights, key, lr, *, R, config):
+def _noise_penalty(kernels, problem, slope, weights, shapes, R, key, sigma, probes, acs_shape):
+    """Hutchinson estimate of the weighted mean ``|J n|^2`` (stacked real form, the normalisation
+    of :func:`_weighted_loss`) of the linear response ``J`` at the ACS rows to input noise
+    ``n ~ CN(0, sigma^2 I)`` on every ACS sample; ``probes`` noise draws per call."""
+    Q = problem.targets.shape[-2]
+    per_row = problem.targets.shape[0] * problem.targets.shape[2]
+    f = lambda P: acs_loss.forward_stacked(kernels, P, slope, shapes, R)  # noqa: E731
+    total = 0.0
+    for k in jax.random.split(key, probes):
+        a, b = jax.random.normal(k, (2,) + tuple(acs_shape), jnp.real(problem.patches).dtype)
+        n = jax.lax.complex(a, b) * (sigma / jnp.sqrt(2.0))
+        dP = acs_loss.prepare(n, shapes, R).patches
+        dy = jax.jvp(f, (problem.patches,), (dP,))[1][:, :Q, :]
+        total = total + jnp.sum(weights * jnp.sum(dy**2, axis=(0, 2))) / (jnp.sum(weights) * per_row)
+    return total / probes
+
+
+@functools.partial(jax.jit, static_argnames=("R", "config", "probes"))
+def _cv_train_jit(acs_block, slope, weights, key, lr, noise_weight, *, R, config, probes=0):
     ncoils = acs_block.shape[-3]
     dtype = param_dtype_for(acs_block.dtype, config)
     acs = jnp.asarray(acs_block).astype(dtype)
@@ -185,9 +204,20 @@ def _cv_train_jit(acs_block, slope, weights, key, lr, *, R, config):
     losses = jnp.zeros(config.steps, jnp.real(x).dtype)
     shapes = [tuple(s) for s in shapes]
 
+    sigma = 1.0 / jnp.max(jnp.abs(acs))  # unit (whitened) noise in the scaled units
+    acs_shape = x.shape
+
+    def total_loss(params, i):
+        loss = _weighted_loss(params, problem, slope, weights, shapes, R)
+        if probes:
+            pk = jax.random.fold_in(jax.random.fold_in(key, 7919), i)
+            loss = loss + noise_weight * _noise_penalty(params, problem, slope, weights, shapes, R, pk, sigma, probes,
+                                                        acs_shape)
+        return loss
+
     def body(i, carry):
         params, state, losses = carry
-        loss, g = jax.value_and_grad(_weighted_loss)(params, problem, slope, weights, shapes, R)
+        loss, g = jax.value_and_grad(total_loss)(params, i)
         g = jax.tree.map(jnp.conj, g)  # as rakijax.raki.train: descend along dL/du + i dL/dv
         updates, state = opt.update(g, state, params)
         return optax.apply_updates(params, updates), state, losses.at[i].set(loss.astype(losses.dtype))
@@ -196,7 +226,8 @@ def _cv_train_jit(acs_block, slope, weights, key, lr, *, R, config):
     return list(params), losses
 
 
-def cv_train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, weights, key):
+def cv_train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, weights, key, noise_weight=0.0,
+                     probes: int = 0):
     """:func:`rakijax.raki.train_kernels` (Adam recipe: scaling, initialisation, conjugated
     gradients) with a per-training-row weight on the loss; pure and ``vmap``-able.
 
@@ -208,25 +239,34 @@ def cv_train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, w
         weights: (rows,) weights of the ACS training rows (0 leaves a row out).
         key: PRNG key of the initialisation.
 
+        noise_weight: ``lambda`` of the g-aware loss (traced; used when ``probes > 0``):
+            ``ACS loss + lambda * noise term``, the noise term the mean squared linear
+            response of the predicted ACS points to unit (whitened) input noise, in the
+            loss's units (a Hutchinson estimate with ``probes`` fresh noise draws per step
+            through ``jax.jvp``; unbiased for the exact mean ``|J n|^2``).
+        probes: noise draws per step (static); 0 = plain ACS loss.
+
     Returns:
-        ``(kernels, losses)`` as :func:`~rakijax.raki.train_kernels`; with all weights 1 the
-        same numbers up to float rounding.
+        ``(kernels, losses)`` as :func:`~rakijax.raki.train_kernels`; with all weights 1 and
+        ``probes=0`` the same numbers up to float rounding.
     """
     if config.optimizer != "adam":
         raise ValueError(f"cross-validated training supports optimizer='adam', got {config.optimizer!r}")
     static = dataclasses.replace(config, learning_rate=1.0, log_every=1)
-    return _cv_train_jit(acs_block, slope, weights, key, config.learning_rate, R=int(sampling.R), config=static)
+    return _cv_train_jit(acs_block, slope, weights, key, config.learning_rate, noise_weight, R=int(sampling.R),
+                         config=static, probes=int(probes))
 
 
 @functools.lru_cache(maxsize=16)
-def cv_trainer(sampling: Sampling, config: RakiConfig):
-    """``f(acs_block, slopes (B,), weights (B, rows), keys (B,)) -> (kernels (B, ...), losses (B, steps))``:
-    ``jit(vmap(cv_train_kernels))``, one compilation per shape (as :func:`rakijax.sweep.batched_trainer`)."""
+def cv_trainer(sampling: Sampling, config: RakiConfig, probes: int = 0):
+    """``f(acs_block, slopes (B,), weights (B, rows), keys (B,), noise_weights (B,)) -> (kernels (B, ...),
+    losses (B, steps))``: ``jit(vmap(cv_train_kernels))``, one compilation per shape (as
+    :func:`rakijax.sweep.batched_trainer`)."""
 
-    def one(acs_block, slope, weights, key):
-        return cv_train_kernels(acs_block, sampling, config, slope, weights, key)
+    def one(acs_block, slope, weights, key, noise_weight):
+        return cv_train_kernels(acs_block, sampling, config, slope, weights, key, noise_weight, probes)
 
-    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0)))
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0, 0)))
 
 
 def heldout_error(kernels, acs_block, sampling: Sampling, slope, rows_mask, L=None) -> tuple[float, float, int]:
@@ -423,7 +463,7 @@ def choose_slope(data: KSpaceData | Prepared, cfg: ReconConfig, slopes: Sequence
     t0 = time.perf_counter()
     kern_b, loss_b = cv_trainer(s, cfg.raki)(
         acs, jnp.asarray(np.repeat(slopes_a, F), real), jnp.asarray(np.tile(W, (S, 1)), real),
-        jnp.stack([jax.random.PRNGKey(cfg.seed)] * (S * F)))
+        jnp.stack([jax.random.PRNGKey(cfg.seed)] * (S * F)), jnp.zeros(S * F, real))
     kern_b = [jax.block_until_ready(w) for w in kern_b]
     train_s = time.perf_counter() - t0
 
@@ -478,6 +518,49 @@ def choose_slope(data: KSpaceData | Prepared, cfg: ReconConfig, slopes: Sequence
         losses=np.stack(losses), folds=int(folds),
         seconds={"train_s": train_s, "estimate_s": time.perf_counter() - t1}, prepared=prep,
     )
+
+
+@dataclass
+class GAwareFits:
+    """Fits of :func:`g_aware_fits`: ``slopes``, ``noise_weights`` (B,) per fit, ``kernels`` (list of B
+    kernel lists, work basis), ``losses`` (B, steps), ``seconds``, and the ``prepared`` slice."""
+
+    slopes: np.ndarray
+    noise_weights: np.ndarray
+    kernels: list
+    losses: np.ndarray
+    seconds: float
+    prepared: Prepared = field(repr=False)
+
+
+def g_aware_fits(data: KSpaceData | Prepared, cfg: ReconConfig, slopes: Sequence[float],
+                 noise_weights: Sequence[float], *, probes: int = 2) -> GAwareFits:
+    """g-aware RAKI training: every ``(slope, lambda)`` pair fitted in one ``vmap`` with the loss
+    ``ACS loss + lambda * noise term`` (:func:`cv_train_kernels`; all ACS rows, seed ``cfg.seed``).
+
+    The noise term is the mean squared linear response (the true, widely-linear derivative,
+    through ``jax.jvp``) of the predicted ACS points to white unit input noise in the work
+    basis, so ``lambda = 1`` weighs one unit of propagated noise energy like one unit of
+    ACS error energy; it is proportional to the mean ``g^2`` at the ACS rows.
+
+    Returns:
+        :class:`GAwareFits` (fit ``b`` is ``slopes[b // len(noise_weights)]``,
+        ``noise_weights[b % len(noise_weights)]``).
+    """
+    prep = data if isinstance(data, Prepared) else prepare(data, cfg, crop_ky=True)
+    s, acs = prep.sampling, prep.acs_block
+    validate_acs(acs, s, cfg.raki)
+    a = np.repeat(np.asarray(slopes, float), len(noise_weights))
+    lam = np.tile(np.asarray(noise_weights, float), len(slopes))
+    rows, _ = kspace_net.acs_pairs(acs, cfg.raki.kernel_shapes(acs.shape[0], s.R), s.R)
+    real = jnp.real(acs).dtype
+    t0 = time.perf_counter()
+    kb, lb = cv_trainer(s, cfg.raki, int(probes))(
+        acs, jnp.asarray(a, real), jnp.ones((a.size, len(rows)), real),
+        jnp.stack([jax.random.PRNGKey(cfg.seed)] * a.size), jnp.asarray(lam, real))
+    kb = [jax.block_until_ready(w) for w in kb]
+    kernels = [[np.asarray(w[b]) for w in kb] for b in range(a.size)]
+    return GAwareFits(a, lam, kernels, np.asarray(lb), time.perf_counter() - t0, prep)
 
 
 def estimate_figure(result: AutoSlopeResult, *, true_nmse: Sequence[float] | None = None, title: str = ""):

@@ -219,3 +219,27 @@ def test_experiment_small_run(tmp_path):
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     rows = (out / "curves.csv").read_text().splitlines()
     assert len(rows) == 1 + 3
+
+
+def test_gaware_noise_term_is_hutchinson_of_the_exact_jacobian(ci):
+    """loss(lambda=1) - loss(lambda=0) at step 0 == (sigma^2/2) ||J||_F^2 / entries, J = jacfwd of the
+    stacked valid forward pass w.r.t. the (real, imaginary) ACS samples (dense reference)."""
+    _, cfg, prep = ci
+    shapes, rows = _rows(prep, cfg)
+    one = dataclasses.replace(CFG, steps=1)
+    key, s = jax.random.PRNGKey(0), prep.sampling
+    w = jnp.ones(len(rows))
+    _, l0 = A.cv_train_kernels(prep.acs_block, s, one, 0.4, w, key, 0.0, 0)
+    _, l1 = A.cv_train_kernels(prep.acs_block, s, one, 0.4, w, key, 1.0, 8)
+    m = jnp.max(jnp.abs(prep.acs_block))
+    acs = prep.acs_block / m
+    kern = RakiNet(one, acs.shape[0], s.R, rngs=nnx.Rngs(params=key), param_dtype=acs.dtype).kernels()
+
+    def f(re, im):
+        y = kspace_net.forward(kern, jax.lax.complex(re, im), 0.4, padding="valid", dilation=s.R)[:, rows, :]
+        return jnp.concatenate([jnp.real(y), jnp.imag(y)])
+
+    Jr, Ji = jax.jacfwd(f, argnums=(0, 1))(jnp.real(acs), jnp.imag(acs))
+    n_out = Jr.shape[0] * Jr.shape[1] * Jr.shape[2]
+    exact = float((jnp.sum(Jr**2) + jnp.sum(Ji**2)) / (2 * m**2) / n_out)
+    assert float(l1[0] - l0[0]) == pytest.approx(exact, rel=0.1)
