@@ -498,11 +498,6 @@ def test_apply_to_data_of_another_geometry_is_one_clear_line(runs, tmp_path, cap
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12: 'rakijax apply' re-applies kernels to another repetition or time frame, which usually has no ACS "
-    "lines; rakijax.data.load refuses such a file ('no contiguous ACS block', the pattern check at load time "
-    "requires ACS) before the command can apply the kernels (acquired(require_acs=False) exists but load and "
-    "prepare do not use it)"))
 def test_apply_to_a_repetition_without_acs(runs, scans, tmp_path):
     k = scans["acc"][1] * hand_mask(acs=0)[:, None]  # slice 1, regular lines only
     np.save(tmp_path / "rep.npy", k)

@@ -132,9 +132,10 @@ def _slices(args) -> list[int]:
     return [i]
 
 
-def _load(args, i: int, noise):
+def _load(args, i: int, noise, calibrate: bool = True):
     with _naming(args.input):
-        data = load(args.input, slice=i, key=args.key, axes=args.axes, noise_key=args.noise_key)
+        data = load(args.input, slice=i, key=args.key, axes=args.axes, noise_key=args.noise_key,
+                    require_acs=calibrate)
     if noise is not None:
         if noise.shape[0] != data.kspace.shape[0]:
             raise ValueError(f"noise scan {args.noise!r} has {noise.shape[0]} coils but the k-space has "
@@ -149,17 +150,19 @@ def _reconstruct_all(args, slices, cfg_for, fit_for=None, whitener_for=None) -> 
     if args.noise:
         with _naming(args.noise):
             noise = load_noise(args.noise)
-    first = _load(args, slices[0], noise)
+    calibrate = fit_for is None
+    first = _load(args, slices[0], noise, calibrate)
     cfg = cfg_for(first)
-    sampling = check_feasible(first.kspace.shape, cfg,
-                              sampling=first.sampling(R=cfg.R, acs=cfg.acs) if first.accelerated else None)
+    sampling = check_feasible(
+        first.kspace.shape, cfg, calibrate=calibrate,
+        sampling=first.sampling(R=cfg.R, acs=cfg.acs, require_acs=calibrate) if first.accelerated else None)
     for w in check_memory(first.kspace.shape, cfg.method, sampling.R, cfg.gfactor, acs=sampling.acs,
                           slices=len(slices), widths=cfg.raki.widths, kernels=cfg.raki.kernels,
                           grappa_kernel=cfg.grappa_kernel, mc_chunk=cfg.mc_chunk, name=str(args.input)):
         log.warning(w)
     results, datas = [], []
     for j, i in enumerate(slices):
-        data = first if j == 0 else _load(args, i, noise)
+        data = first if j == 0 else _load(args, i, noise, calibrate)
         log.info("slice %d (%d/%d): k-space %s (coil, ky, kx), %s mode", i, j + 1, len(slices), tuple(data.kspace.shape),
                  "accelerated" if data.accelerated else "retrospective")
         kw = {} if fit_for is None else {"method": method_for(cfg), "fit": fit_for(j), "whitener": whitener_for(j)}
@@ -225,8 +228,9 @@ def cmd_apply(args, argv) -> int:
         raise ValueError(f"{args.run_dir} holds kernels of {len(saved)} slices; the input has {len(slices)} "
                          "to reconstruct (pass --slice N, or a run with one slice)")
     pick = (lambda j: saved[0]) if len(saved) == 1 else (lambda j: saved[j])  # noqa: E731
-    results, datas = _reconstruct_all(
-        args, slices, lambda d: _check_fit(meta, d, args.run_dir, args.input) or cfg,
+    results, datas = _reconstruct_all(  # accelerated input: its own ACS lines, if any (a repetition may have none)
+        args, slices,
+        lambda d: _check_fit(meta, d, args.run_dir, args.input) or (cfg.replace(acs=None) if d.accelerated else cfg),
         fit_for=lambda j: Fit(list(pick(j)["kernels"]), None, 0.0),
         whitener_for=lambda j: (pick(j)["W"], pick(j)["L"]))
     config = {"command": "apply", "run_dir": os.path.abspath(args.run_dir), "input": os.path.abspath(args.input),

@@ -284,7 +284,8 @@ def _pattern(k: np.ndarray, meta: dict) -> np.ndarray | None:
     return m
 
 
-def load(path, *, slice: int | str = 0, key: str = "kspace", axes: str | None = None, noise_key: str | None = None):
+def load(path, *, slice: int | str = 0, key: str = "kspace", axes: str | None = None, noise_key: str | None = None,
+         require_acs: bool = True):
     """Load multi-coil k-space from a file as :class:`KSpaceData` ``(coil, ky, kx)``.
 
     The format is chosen by the extension and, for HDF5, the content (see the module
@@ -303,6 +304,8 @@ def load(path, *, slice: int | str = 0, key: str = "kspace", axes: str | None = 
         noise_key: optional dataset/variable (or BART file) with a noise-only scan; its
             sample covariance becomes ``psi`` (ISMRMRD files carry their own noise
             readouts).
+        require_acs: False accepts an accelerated pattern without calibration lines
+            (re-applying saved kernels to another repetition or time frame).
 
     Returns:
         :class:`KSpaceData` (a list of them for ``slice="all"``) with ``meta`` = source,
@@ -324,7 +327,7 @@ def load(path, *, slice: int | str = 0, key: str = "kspace", axes: str | None = 
     p, ext = _resolve(path)
     if ext == ".mrd":
 
-        return read_mrd(p, slice=slice)
+        return read_mrd(p, slice=slice, require_acs=require_acs)
     meta: dict[str, Any] = {"source": os.path.abspath(p), "slice": int(slice)}
     arr, axes, fmt = _raw(p, ext, key, axes)
     noise = None
@@ -371,7 +374,7 @@ def load(path, *, slice: int | str = 0, key: str = "kspace", axes: str | None = 
     if data.accelerated:  # the pattern must be usable: fail here, naming the file
         R = meta.get("R_header")
         try:
-            data.sampling(R=R)
+            data.sampling(R=R, require_acs=require_acs)
         except ValueError as e:
             if R is not None and "disagrees" in str(e) and "R=" in str(e):
                 raise ValueError(f"{e} (R from the file's acceleration attribute)") from None

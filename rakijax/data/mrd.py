@@ -167,7 +167,7 @@ def _readout(data: np.ndarray, centre: int) -> np.ndarray:
     return data
 
 
-def _slice_data(p, hdr: MRDHeader, noise, items, sl: int, info) -> KSpaceData:
+def _slice_data(p, hdr: MRDHeader, noise, items, sl: int, info, require_acs: bool = True) -> KSpaceData:
 
     reads = [(ky, _readout(d, c), cal, img) for ky, d, c, cal, img in items]
     ncs = {d.shape[0] for _, d, _, _ in reads}
@@ -251,7 +251,7 @@ def _slice_data(p, hdr: MRDHeader, noise, items, sl: int, info) -> KSpaceData:
     if data.accelerated:  # fail here, naming the file, on a pattern no method can use
         acs = meta["acs_flagged"] or None
         try:
-            data.sampling(R=hdr.R, acs=acs)
+            data.sampling(R=hdr.R, acs=acs, require_acs=require_acs)
         except ValueError as e:
             if hdr.R is not None and "R=" in str(e) and "disagrees" in str(e):
                 raise ValueError(f"{e} (R from the header's accelerationFactor)") from None
@@ -271,15 +271,17 @@ def read_mrd_volume(path) -> list[KSpaceData]:
     return [_slice_data(p, hdr, noise, slices[s], s, info) for s in sorted(slices)]
 
 
-def read_mrd(path, slice: int = 0) -> KSpaceData:
-    """Slice number ``slice`` (position in ascending ``idx.slice`` order; negative counts from the end)."""
+def read_mrd(path, slice: int = 0, *, require_acs: bool = True) -> KSpaceData:
+    """Slice number ``slice`` (position in ascending ``idx.slice`` order; negative counts from the end).
+
+    ``require_acs=False`` accepts an accelerated slice without calibration lines (re-applying kernels)."""
     p = os.fspath(path)
     hdr, noise, slices, info = scan(p)
     order = sorted(slices)
     if not -len(order) <= slice < len(order):
         raise ValueError(f"slice index {slice} out of range: {p!r} has {len(order)} slice(s)")
     s = order[slice]
-    return _slice_data(p, hdr, noise, slices[s], s, info)
+    return _slice_data(p, hdr, noise, slices[s], s, info, require_acs)
 
 
 # ----------------------------------------------------------------------------- writer

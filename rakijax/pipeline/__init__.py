@@ -125,7 +125,7 @@ def reconstruct(data: KSpaceData, cfg: ReconConfig, *, method: Method | None = N
     if not isinstance(cfg, ReconConfig):
         raise ValueError(f"cfg must be a ReconConfig, got {type(cfg).__name__}")
     method = method or method_for(cfg)
-    prep = prepare(data, cfg, whitener=whitener)
+    prep = prepare(data, cfg, whitener=whitener, calibrate=fit is None)
     s = prep.sampling
     nc, ny, nx = prep.zero_filled.shape
     if fit is None:

@@ -152,7 +152,8 @@ def ky_crop(ny: int, R: int) -> tuple[int, int]:
     return lo, ny - (e - lo)
 
 
-def check_feasible(shape, cfg: ReconConfig, itemsize: int | None = None, *, sampling: Sampling | None = None) -> Sampling:
+def check_feasible(shape, cfg: ReconConfig, itemsize: int | None = None, *, sampling: Sampling | None = None,
+                   calibrate: bool = True) -> Sampling:
     """Cheap up-front checks of a reconstruction of k-space ``shape`` (Nc, Ny, Nx).
 
     Validates the sampling (``sampling``, else ``cfg.R``/``cfg.acs``), that ``R > 1`` has
@@ -172,7 +173,7 @@ def check_feasible(shape, cfg: ReconConfig, itemsize: int | None = None, *, samp
         if cfg.R is None or cfg.acs is None:
             raise ValueError("a fully sampled input needs the acceleration R and the number of ACS lines")
         sampling = make_sampling(ny, cfg.R, cfg.acs, cfg.offset)
-    if sampling.R > 1 and sampling.acs == 0:
+    if calibrate and sampling.R > 1 and sampling.acs == 0:
         raise ValueError(f"R={sampling.R} needs ACS lines for calibration, got acs=0")
     if cfg.gfactor == "analytic":
         sampling.require_periodic("the analytic g-factor", "use the Monte Carlo g-factor or crop ky")
@@ -209,7 +210,8 @@ def _work_basis(est: NoiseEstimate, prewhiten: bool, warnings: list[str]) -> tup
     return np.asarray(wh.W, np.complex128), np.asarray(wh.W_inv, np.complex128)
 
 
-def prepare(data: KSpaceData, cfg: ReconConfig, *, crop_ky: bool = False, whitener=None) -> Prepared:
+def prepare(data: KSpaceData, cfg: ReconConfig, *, crop_ky: bool = False, whitener=None,
+            calibrate: bool = True) -> Prepared:
     """Resolve sampling, noise, work basis, reduced grid, reference and support of a slice.
 
     Args:
@@ -221,6 +223,8 @@ def prepare(data: KSpaceData, cfg: ReconConfig, *, crop_ky: bool = False, whiten
             when it does not (sweeps use it so the analytic g-factor is defined).
         whitener: ``(W, L)`` to use instead of the one derived from this slice's noise
             (re-applying saved kernels, which act on their own scan's work basis).
+        calibrate: False when no calibration follows (saved kernels): accelerated data
+            without ACS lines are then accepted.
 
     Raises:
         ValueError: bad data (rank, NaN/Inf), sampling (R, ACS, pattern), psi shape, or a
@@ -236,8 +240,8 @@ def prepare(data: KSpaceData, cfg: ReconConfig, *, crop_ky: bool = False, whiten
         crop = lambda a: None if a is None else np.asarray(a)[..., lo:hi, :]  # noqa: E731
         data = data.with_(kspace=crop(data.kspace), clean=crop(data.clean), maps=crop(data.maps), support=None)
         ny = hi - lo
-    acq = acquired(data, R=cfg.R, acs=cfg.acs, offset=cfg.offset)
-    sampling = check_feasible(data.kspace.shape, cfg, sampling=acq.sampling)
+    acq = acquired(data, R=cfg.R, acs=cfg.acs, offset=cfg.offset, require_acs=calibrate)
+    sampling = check_feasible(data.kspace.shape, cfg, sampling=acq.sampling, calibrate=calibrate)
     dtype = jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
 
     warnings = check_kspace(data.kspace, sampling.R, name=str(data.meta.get("source", "k-space")))
