@@ -1,4 +1,4 @@
-"""Scan-specific RAKI training on the ACS block (full-batch Adam, jit-compiled).
+"""Scan-specific RAKI training on the ACS block (full-batch Adam or L-BFGS, jit-compiled).
 
 Loss: mean squared error over the real and imaginary parts of the predicted
 missing lines at the valid ACS positions,
@@ -7,7 +7,9 @@ missing lines at the valid ACS positions,
 
 with ``y_W = forward(W, acs / s, a, padding="valid", dilation=R)`` at the rows of
 :func:`rakijax.kspace_net.acs_pairs` and ``t`` the ACS lines the output channels
-predict, ``N`` the number of complex targets.
+predict, ``N`` the number of complex targets. It is evaluated in the equivalent
+stacked-real GEMM form of :mod:`rakijax.raki.acs_loss` (first-layer patches of
+the ACS built once per fit). The fit returns the iterate with the lowest loss.
 
 **Scaling.** The ACS is divided by ``s = max|acs|`` before training so that one
 learning rate fits every scan. The network has no biases and the complex leaky
@@ -26,9 +28,11 @@ problem in ``(u, v)``. optax's Adam then keeps the first moment
 complex leaves), so each complex weight
 gets one shared step size for its real and imaginary part (rotation-invariant),
 unlike Adam on a real ``(u, v)`` split, which would scale them separately.
+L-BFGS (``optimizer="lbfgs"``) runs on the real split ``(u, v)`` directly (plain
+real gradients, its line search needs a real inner product).
 
 References: Akcakaya et al., MRM 2019 (RAKI); Dawood et al., MRM 2024;
-Kingma & Ba 2015 (Adam).
+Kingma & Ba 2015 (Adam); Liu & Nocedal 1989 (L-BFGS).
 """
 
 from __future__ import annotations
