@@ -93,6 +93,28 @@ def fit(acs_block, s, cfg, key):
     return compile_s, time.perf_counter() - t, res
 
 
+def summary(runs):
+    """Per case: each variant against 'old' (NMSE ratio, fit-time ratio incl. compile, step ratio)."""
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["data"], r["R"], r["acs"], r["seed"]), {})[r["variant"]] = r
+    L = ["", "Against today's default (`old`) in the same case: NMSE new/old (< 1 = better), "
+         "total time old/new (speed-up incl. compile), steps old/new. `old` is today's recipe (2000 Adam steps at "
+         "1e-3 from complex He) run on the new, faster step; today's code also paid the per-tap step, so the "
+         "speed-up over today's code is this one times the s/eval ratio of the last table.", "",
+         "| data | R | ACS | seed | variant | NMSE / old | speed-up | steps ratio |", "|---|---|---|---|---|---|---|---|"]
+    for (d, R, A, sd), vs in groups.items():
+        o = vs.get("old")
+        if o is None:
+            continue
+        for v, r in vs.items():
+            if v == "old":
+                continue
+            L.append(f"| {d} | {R} | {A} | {sd} | {v} | {r['nmse'] / o['nmse']:.3f} | "
+                     f"{(o['compile_s'] + o['fit_s']) / (r['compile_s'] + r['fit_s']):.1f}x | {o['steps'] / r['steps']:.1f}x |")
+    return L
+
+
 def write(out, path):
     with open(path + ".json", "w") as f:
         json.dump(out, f, indent=1, default=str)
@@ -109,6 +131,7 @@ def write(out, path):
         L.append(f"| {r['data']} | {r['R']} | {r['acs']} | {r['seed']} | {r['variant']} | {r['optimizer']} | {r['steps']} | "
                  f"{r['lr']:g} | {r['init_scale']:.3g} | {r['compile_s']:.1f} | {r['s_per_step']:.3f} | {r['fit_s']:.1f} | "
                  f"{r['compile_s'] + r['fit_s']:.1f} | {r['nmse']:.4e} | {r['grappa_nmse']:.4e} | {r['loss_last']:.3e} |")
+    L += summary(out["runs"])
     if out.get("step_forms"):
         L += ["", "One loss + gradient evaluation (same network and data, R=%d/%d):" % tuple(out["step_forms_case"]), "",
               "| form | compile s | s/eval | loss |", "|---|---|---|---|"]
@@ -128,7 +151,14 @@ def main(argv=None):
     ap.add_argument("--old-cases", default=None, help="R:ACS:seed,... where 'old' runs (default: all)")
     ap.add_argument("--second", action="store_true", help="also the phantom at 8 coils and half the SNR (R=4/24, seed 0)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "raki_speed_cpu"))
+    ap.add_argument("--collect", nargs="+", default=None, metavar="JSON",
+                    help="only merge the runs of these result files (first one's env) into --out")
     args = ap.parse_args(argv)
+    if args.collect:
+        parts = [json.load(open(f)) for f in args.collect]
+        out = {**parts[0], "runs": [r for p in parts for r in p["runs"]], "parts": [p["env"] for p in parts]}
+        write(out, args.out)
+        return
     variants = args.variants.split(",")
     out = {"env": {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()], "cpus": os.cpu_count(),
                    "machine": platform.machine(), "load_avg_start": os.getloadavg(), "git": _git()},
