@@ -100,20 +100,22 @@ def main(argv=None) -> Path:
                 nmse_clean.append(float(mt.nmse(clean, rec.image)) if clean is not None else np.nan)
                 curves.append({"R": R, "acs": acs, "slope": float(a), "estimate": float(res.estimate[i]),
                                "spread": float(res.spread[i]), "interp": float(res.interp[i]),
-                               "noise": float(res.noise[i]), "coil_estimate": float(res.coil_estimate[i]),
+                               "noise": float(res.noise[i]), "image_estimate": float(res.image_estimate[i]),
                                "nmse": nmse[-1], "nmse_clean_fov": nmse_clean[-1], "g_mean": float(res.g_mean[i]),
                                "hf_loss": hf[-1]})
             nmse = np.asarray(nmse)
             o, u = int(np.argmin(nmse)), res.index
-            rho = spearmanr(res.estimate, nmse).statistic if len(slopes) > 2 else np.nan
-            rho_c = spearmanr(res.coil_estimate, nmse).statistic if len(slopes) > 2 else np.nan
+            rho = spearmanr(res.coil_estimate, nmse).statistic if len(slopes) > 2 else np.nan
+            rho_i = spearmanr(res.image_estimate, nmse).statistic if len(slopes) > 2 else np.nan
+            ui = int(np.argmin(res.image_estimate))
             cases.append({
                 "R": R, "acs": acs, "oracle_slope": float(res.slopes[o]), "oracle_nmse": float(nmse[o]),
                 "auto_slope": res.slope, "auto_nmse": float(nmse[u]), "auto/oracle": float(nmse[u] / nmse[o]),
                 "within_10pct": bool(nmse[u] <= 1.1 * nmse[o]),
                 "oracle_g_mean": float(res.g_mean[o]), "auto_g_mean": float(res.g_mean[u]),
                 "oracle_hf_loss": float(hf[o]), "auto_hf_loss": float(hf[u]),
-                "spearman": float(rho), "spearman_coil": float(rho_c), "auto_s": t_auto,
+                "spearman": float(rho), "image_auto_slope": float(res.slopes[ui]),
+                "image_auto/oracle": float(nmse[ui] / nmse[o]), "spearman_image": float(rho_i), "auto_s": t_auto,
             })
             print(cases[-1], flush=True)
             fig = estimate_figure(res, true_nmse=nmse, title=f"R={R}, {acs} ACS: auto {res.slope:g}, "

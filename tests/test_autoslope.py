@@ -201,6 +201,11 @@ def test_choose_slope_small(ci):
     assert res.slope in (0.0, 0.5, 1.0) and res.slope == res.slopes[np.argmin(res.estimate)]
     assert res.estimate_folds.shape == (3, 2) and np.all(np.isfinite(res.estimate))
     np.testing.assert_allclose(res.estimate, res.interp + res.noise, rtol=1e-9)
+    np.testing.assert_allclose(res.estimate, res.coil_estimate)  # default criterion
+    img = A.choose_slope(prep, cfg, slopes=(0.0, 0.5, 1.0), folds=2, criterion="image")
+    np.testing.assert_allclose(img.estimate, img.interp + img.noise, rtol=1e-9)
+    np.testing.assert_allclose(img.coil_estimate, res.coil_estimate, rtol=1e-6)
+    assert img.slope == img.slopes[np.argmin(img.image_estimate)]
     assert len(res.fit().kernels) == 3 and res.to_dict()["slope"] == res.slope
     fig = A.estimate_figure(res, true_nmse=[1.0, 2.0, 3.0])
     assert len(fig.axes) == 2
