@@ -220,20 +220,25 @@ def _cv_train_jit(acs_block, slope, weights, key, lr, noise_weight, *, R, config
         return loss
 
     def body(i, carry):
-        params, state, losses = carry
+        params, state, best, best_loss, losses = carry
         loss, g = jax.value_and_grad(total_loss)(params, i)
         g = jax.tree.map(jnp.conj, g)  # as rakijax.raki.train: descend along dL/du + i dL/dv
         updates, state = opt.update(g, state, params)
-        return optax.apply_updates(params, updates), state, losses.at[i].set(loss.astype(losses.dtype))
+        better = loss < best_loss  # as rakijax.raki.train: keep the lowest-loss iterate (NaN never wins)
+        best = jax.tree.map(lambda b, p: jnp.where(better, p, b), best, params)
+        best_loss = jnp.where(better, loss, best_loss)
+        return optax.apply_updates(params, updates), state, best, best_loss, losses.at[i].set(loss.astype(losses.dtype))
 
-    params, _, losses = jax.lax.fori_loop(0, config.steps, body, (kernels, state, losses))
-    return list(params), losses
+    carry = (kernels, state, kernels, jnp.asarray(jnp.inf, losses.dtype), losses)
+    _, _, best, _, losses = jax.lax.fori_loop(0, config.steps, body, carry)
+    return list(best), losses
 
 
 def cv_train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, weights, key, noise_weight=0.0,
                      probes: int = 0):
     """:func:`rakijax.raki.train_kernels` (Adam recipe: scaling, initialisation, conjugated
-    gradients) with a per-training-row weight on the loss; pure and ``vmap``-able.
+    gradients, the lowest-loss iterate) with a per-training-row weight on the loss and an
+    optional noise term; pure and ``vmap``-able.
 
     Args:
         acs_block: (Nc, A, X) ACS lines.
