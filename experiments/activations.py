@@ -58,7 +58,7 @@ def main(argv=None) -> Path:
         centre = C.centre_disk(sup.shape) & sup if centre is None else centre
         err = np.abs(res.recon - res.reference)
         g = np.asarray(res.gfactor)
-        masks = activation_masks(res.kernels, res.work["u"], res.sampling, a)
+        masks = activation_masks(res.kernels, res.prepared.reduced, res.sampling, a)
         st = mask_statistics(masks, res.sampling)
         stats.append(st)
         row = {"slope": a, "nmse": res.metrics["nmse"], "gfactor_mean": res.metrics["gfactor_mean"],

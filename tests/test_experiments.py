@@ -70,7 +70,7 @@ def test_small_run_writes_files(name, tmp_path):
         p = out / f
         assert p.is_file() and p.stat().st_size > 0, f
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["environment"]["devices"]  # the device is recorded
+    assert cfg["environment"]["jax_devices"]  # the device is recorded
     rows = (out / EXPECTED[name][0]).read_text().splitlines()
     assert len(rows) >= 2  # header + at least one row
     CHECKS.get(name, lambda out: None)(out)
