@@ -7,6 +7,14 @@ a grid of slopes from what a real scan has -- the ACS block, the undersampled da
 noise covariance -- and picks the smallest estimate. All fits of a call (every slope, every
 fold, and the full fit) are trained together in one ``jax.vmap`` (:func:`cv_trainer`).
 
+Use (one slice; ``--slope auto`` of the command line)::
+
+    res = choose_slope(data, cfg)                 # KSpaceData or a pipeline.Prepared slice
+    out = pipeline.reconstruct(data, cfg.replace(slope=res.slope), fit=res.fit(),
+                               whitener=(res.prepared.W, res.prepared.L))   # no refit
+    metrics["auto_slope"] = res.to_dict()         # curve, spread, criterion, timings
+    save_figure(estimate_figure(res), "auto_slope.png")
+
 Derivation
 ----------
 The fits act in the work basis (prewhitened, ``rakijax.pipeline.prepare``); every energy
