@@ -306,3 +306,21 @@ def test_demo_pipeline_and_refusal(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     rc, err = run(["demo", "--preset", "ci", "--out", out], capsys)
     assert rc == 2 and "exists and is not empty" in err
+
+
+def test_slope_auto_wiring(small_files, tmp_path, capsys):
+    """--slope auto: the slope with the lowest reference-free estimate is used for the output, its curve is
+    in metrics.json and auto_slope.png; GRAPPA has no slope to choose (exit 2)."""
+    out = tmp_path / "auto"
+    rc, err = run(["recon", small_files["npy"], "--R", "2", "--acs", "12", "--method", "raki", "--preset", "ci",
+                   "--slope", "auto", "--gfactor", "none", "--out", out], capsys)
+    assert rc == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    curve = m["auto_slope"]["curve"]
+    best = min(curve, key=lambda r: r["estimate"])["slope"]
+    assert m["slope"] == m["auto_slope"]["slope"] == best and len(curve) >= 4
+    assert (out / "auto_slope.png").stat().st_size > 1000
+    assert json.loads((out / "config.json").read_text())["slope_choice"] == "auto"
+    rc, err = run(["recon", small_files["npy"], "--method", "grappa", "--slope", "auto", "--out", tmp_path / "g"],
+                  capsys)
+    assert rc == 2 and "--method raki" in err

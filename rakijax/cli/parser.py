@@ -40,6 +40,15 @@ def _slice(s: str):
     return v
 
 
+def _slope(s: str):
+    if s == "auto":
+        return "auto"
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--slope must be a number in [0, 1] or 'auto', got {s!r}") from None
+
+
 def _output(p, what: str = "output folder (created; must be new or empty unless --overwrite)"):
     p.add_argument("--out", "-o", required=True, metavar="DIR", help=what)
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out (only rakijax's own "
@@ -59,8 +68,9 @@ def _add_recon(sub, common):
     r.add_argument("--method", choices=("grappa", "raki"), default="grappa", help="reconstruction (default: %(default)s)")
     r.add_argument("--R", type=int, default=None, help="acceleration factor (needed for fully sampled input; default 4)")
     r.add_argument("--acs", type=int, default=None, help="central ACS lines (needed for fully sampled input; default 24)")
-    r.add_argument("--slope", type=float, default=0.5,
-                   help="RAKI negative slope of the complex leaky ReLU, 0..1 (1 = linear) (default: %(default)s)")
+    r.add_argument("--slope", type=_slope, default=0.5,
+                   help="RAKI negative slope of the complex leaky ReLU, 0..1 (1 = linear), or 'auto': chosen per slice "
+                        "without a reference by ACS cross-validation and the exact g-map (default: %(default)s)")
     r.add_argument("--slice", type=_slice, default=None,
                    help="slice index, or 'all' (default: all slices of a multi-slice file, else slice 0)")
     r.add_argument("--gfactor", choices=("analytic", "montecarlo", "autodiff", "none"), default="analytic",

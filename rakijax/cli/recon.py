@@ -21,6 +21,7 @@ from pathlib import Path
 from .. import plotting as pl
 from ..config import ReconConfig, preset
 from ..data import load, load_noise, num_slices
+from ..autoslope import choose_slope, estimate_figure
 from ..exports import load_kernels
 from ..memory import check_input_size, check_memory
 from ..methods import Fit, method_for
@@ -48,10 +49,12 @@ def recon_config(args, accelerated: bool) -> ReconConfig:
     if not mc and (args.replicas != 1000 or args.mc_noise_scale != 1.0):
         log.info("--replicas/--mc-noise-scale apply to --gfactor montecarlo only: ignored")
     R, acs = args.R, args.acs
+    if args.slope == "auto" and args.method != "raki":
+        raise ValueError("--slope auto chooses RAKI's slope: use it with --method raki")
     if not accelerated:
         R, acs = DEFAULT_R if R is None else R, DEFAULT_ACS if acs is None else acs
     return ReconConfig(
-        method=args.method, R=R, acs=acs, slope=args.slope, gfactor=args.gfactor, linearisation=args.linearisation,
+        method=args.method, R=R, acs=acs, slope=0.5 if args.slope == "auto" else args.slope, gfactor=args.gfactor, linearisation=args.linearisation,
         replicas=args.replicas if mc else 1000, mc_noise_scale=args.mc_noise_scale if mc else 1.0, seed=args.seed,
         raki=raki, grappa_lambda=args.lamda, prewhiten=not args.no_prewhiten, reinsert_acs=args.reinsert_acs,
         progress=args.progress,
@@ -144,13 +147,13 @@ def _load(args, i: int, noise, calibrate: bool = True):
     return data
 
 
-def _reconstruct_all(args, slices, cfg_for, fit_for=None, whitener_for=None) -> tuple[list, list]:
-    """Reconstruct every slice on the one path; checks the first slice before any work."""
+def _reconstruct_all(args, slices, cfg_for, run=None, *, calibrate: bool = True) -> tuple[list, list]:
+    """Reconstruct every slice on the one path (``run(j, data, cfg)``, default
+    :func:`rakijax.pipeline.reconstruct`); checks the first slice before any work."""
     noise = None
     if args.noise:
         with _naming(args.noise):
             noise = load_noise(args.noise)
-    calibrate = fit_for is None
     first = _load(args, slices[0], noise, calibrate)
     cfg = cfg_for(first)
     sampling = check_feasible(
@@ -165,8 +168,8 @@ def _reconstruct_all(args, slices, cfg_for, fit_for=None, whitener_for=None) -> 
         data = first if j == 0 else _load(args, i, noise, calibrate)
         log.info("slice %d (%d/%d): k-space %s (coil, ky, kx), %s mode", i, j + 1, len(slices), tuple(data.kspace.shape),
                  "accelerated" if data.accelerated else "retrospective")
-        kw = {} if fit_for is None else {"method": method_for(cfg), "fit": fit_for(j), "whitener": whitener_for(j)}
-        res = reconstruct(data, cfg_for(data), **kw)
+        c = cfg_for(data)
+        res = run(j, data, c) if run is not None else reconstruct(data, c)
         m = res.metrics
         if "nmse" in m:
             log.info("      NMSE %.3e  PSNR %.2f dB  SSIM %.4f", m["nmse"], m["psnr"], m["ssim"])
@@ -177,8 +180,9 @@ def _reconstruct_all(args, slices, cfg_for, fit_for=None, whitener_for=None) -> 
     return results, datas
 
 
-def _write(args, argv, results, datas, slices, config: dict, t_start: float) -> None:
-    figs = {} if args.no_figures else run_figures(results[len(results) // 2], results[0].config.method.upper())
+def _write(args, argv, results, datas, slices, config: dict, t_start: float, figs_extra=None) -> None:
+    figs = {} if args.no_figures else {**run_figures(results[len(results) // 2], results[0].config.method.upper()),
+                                       **(figs_extra or {})}
     arrays, metrics = stack_slices(results)
     metrics["timings"] = {**(metrics["timings"] if isinstance(metrics["timings"], dict) else
                              {"per_slice": metrics["timings"]}), "total_s": time.perf_counter() - t_start}
@@ -199,10 +203,25 @@ def cmd_recon(args, argv) -> int:
     t_start = time.perf_counter()
     check_run_dir(args.out, args.overwrite)  # refuse before any long work
     slices = _slices(args)
-    results, datas = _reconstruct_all(args, slices, lambda d: recon_config(args, d.accelerated))
+    chosen = {}
+
+    def auto_slope(j, data, cfg):  # --slope auto: per slice, then the same path with the chosen fit
+        a = choose_slope(data, cfg)
+        log.info("      slope %g chosen from %s (estimated NMSE %.3e +- %.1e over %d folds)", a.slope,
+                 ", ".join(f"{x:g}" for x in a.slopes), a.estimate[a.index], a.spread[a.index], a.folds)
+        c = cfg.replace(slope=a.slope)
+        res = reconstruct(data, c, method=method_for(c), fit=a.fit(), whitener=(a.prepared.W, a.prepared.L))
+        res.metrics["auto_slope"] = a.to_dict()
+        chosen[j] = a
+        return res
+
+    results, datas = _reconstruct_all(args, slices, lambda d: recon_config(args, d.accelerated),
+                                      auto_slope if args.slope == "auto" else None)
+    figs = {"auto_slope.png": estimate_figure(chosen[len(slices) // 2])} if chosen else None
     config = {"command": "recon", "input": os.path.abspath(args.input), "input_key": args.key,
-              "input_axes": args.axes, "slice": slices[0] if len(slices) == 1 else "all", "seed": args.seed}
-    _write(args, argv, results, datas, slices, config, t_start)
+              "input_axes": args.axes, "slice": slices[0] if len(slices) == 1 else "all", "seed": args.seed,
+              "slope_choice": "auto" if chosen else "given"}
+    _write(args, argv, results, datas, slices, config, t_start, figs)
     return 0
 
 
@@ -231,8 +250,9 @@ def cmd_apply(args, argv) -> int:
     results, datas = _reconstruct_all(  # accelerated input: its own ACS lines, if any (a repetition may have none)
         args, slices,
         lambda d: _check_fit(meta, d, args.run_dir, args.input) or (cfg.replace(acs=None) if d.accelerated else cfg),
-        fit_for=lambda j: Fit(list(pick(j)["kernels"]), None, 0.0),
-        whitener_for=lambda j: (pick(j)["W"], pick(j)["L"]))
+        lambda j, d, c: reconstruct(d, c, method=method_for(c), fit=Fit(list(pick(j)["kernels"]), None, 0.0),
+                                    whitener=(pick(j)["W"], pick(j)["L"])),
+        calibrate=False)
     config = {"command": "apply", "run_dir": os.path.abspath(args.run_dir), "input": os.path.abspath(args.input),
               "input_key": args.key, "input_axes": args.axes, "slice": slices[0] if len(slices) == 1 else "all",
               "seed": cfg.seed}
