@@ -459,8 +459,9 @@ def choose_slope(data: KSpaceData | Prepared, cfg: ReconConfig, slopes: Sequence
         fold_kind: ``"contiguous"`` or ``"interleaved"`` (:func:`fold_masks`).
         criterion: ``"coil"`` (default: the coil-image error, ``coil_estimate``) or ``"image"``
             (the RSS image's, ``image_estimate``; adds assumption A5). On the phantom study
-            (``benchmarks/results/auto_slope_cpu.md``) ``"coil"`` picked a slope within 10% of
-            the oracle's NMSE in 5 of 6 cases, ``"image"`` in 4 of 6.
+            (``benchmarks/results/auto_slope_cpu.md``: 120x120, R 4-6, 24/40 ACS) ``"coil"``
+            picked a slope within 10% of the oracle's NMSE in 6 of 6 cases, ``"image"`` in 5 of 6
+            (5 and 4 of 6 in an earlier run with a last-iterate trainer).
         reinsert_acs: whether the reconstruction will put the ACS lines back (they are then
             not predicted); default as the pipeline (on for accelerated input).
         support: (Ny, Nx) bool where ``g_mean`` is taken (default the prepared support, else all).
