@@ -34,7 +34,6 @@ The memory estimate before the work is in :mod:`rakijax.memory`.
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import numpy as np
 

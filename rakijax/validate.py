@@ -1,4 +1,4 @@
-"""Checks at the public boundaries, shared by every module (a leaf: imports only numpy).
+"""Checks at the public boundaries, shared by every module (a leaf: imports only numpy and Sampling).
 
 Each check raises ``ValueError`` with a message that names the array, the problem and the
 shapes involved; code behind a boundary may assume validated input (STYLE.md 7).
@@ -15,7 +15,41 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["as_complex", "check_finite", "validate_psi", "check_kernels", "check_reduced"]
+from .sampling import Sampling
+
+__all__ = ["as_complex", "check_finite", "validate_psi", "check_kernels", "check_reduced", "check_sampling",
+           "check_slope", "is_concrete"]
+
+
+def is_concrete(x) -> bool:
+    """False for a JAX tracer (inside ``jit``/``vmap``): value checks run on concrete input only."""
+    return not type(x).__name__.endswith("Tracer")
+
+
+def check_sampling(sampling) -> Sampling:
+    """``sampling`` if it is a :class:`~rakijax.sampling.Sampling` (the one way R enters the API).
+
+    Raises:
+        TypeError: anything else (e.g. an int R), saying how to build one.
+    """
+    if not isinstance(sampling, Sampling):
+        raise TypeError(
+            f"sampling must be a rakijax.sampling.Sampling (R enters through it), got {type(sampling).__name__}: "
+            "build one with rakijax.sampling.make_sampling(ny, R, acs)"
+        )
+    return sampling
+
+
+def check_slope(slope) -> None:
+    """Refuse a negative slope outside ``[0, 1]`` or not a scalar (concrete values only).
+
+    Raises:
+        ValueError: naming the value.
+    """
+    if is_concrete(slope):
+        a = np.asarray(slope)
+        if a.ndim != 0 or not np.isfinite(a) or not 0.0 <= float(a) <= 1.0:
+            raise ValueError(f"slope must be a scalar in [0, 1] (1 = linear network), got {slope!r}")
 
 
 def as_complex(x, name: str = "array") -> np.ndarray:

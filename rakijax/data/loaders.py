@@ -51,7 +51,7 @@ import numpy as np
 from ..noise import estimate_psi
 from ..sampling import sampled_lines
 from ..validate import as_complex
-from .bart import cfl_base, read_cfl
+from .bart import read_cfl
 from .container import KSpaceData
 from .fastmri import read_fastmri_slice
 from .mrd import is_mrd

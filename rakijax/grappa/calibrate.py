@@ -40,7 +40,7 @@ import numpy as np
 
 from ..kspace_net import acs_pairs, min_acs_lines, reach
 from ..sampling import Sampling
-from ..validate import check_finite
+from ..validate import check_finite, check_sampling
 
 __all__ = ["calibrate", "source_matrix"]
 
@@ -122,11 +122,7 @@ def calibrate(acs_block, sampling: Sampling, *, kernel: tuple[int, int] = (2, 5)
     References:
         Griswold et al., MRM 47:1202 (2002).
     """
-    if not isinstance(sampling, Sampling):
-        raise TypeError(
-            f"sampling must be a rakijax.sampling.Sampling (R enters through it), got {type(sampling).__name__}: "
-            "build one with rakijax.sampling.make_sampling(ny, R, acs)"
-        )
+    check_sampling(sampling)
     R = sampling.R
     if R < 2:
         raise ValueError(

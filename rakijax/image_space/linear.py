@@ -60,7 +60,7 @@ def frozen_adjoint(op: ImageSpaceRaki, b):
 
     ``<L a, b> = <a, L^H b>`` with ``<u, v> = sum conj(u) v``.
     """
-    nc, R = op.num_coils, op.R
+    R = op.R
     ny = op.shape[0]
     if R == 1:
         return b

@@ -30,7 +30,7 @@ from ..data.container import KSpaceData
 from ..gfactor import GFactorResult
 from ..methods import Fit, Method, method_for
 from ..sampling import Sampling
-from .evaluate import Evaluation, evaluate, gfactor, hf_gain, image_metrics, image_space_error, snr_map
+from .evaluate import Evaluation, evaluate, gfactor, hf_gain, image_metrics, snr_map
 from .prepare import Prepared, autodiff_bytes, check_feasible, ky_crop, prepare, rss, support_mask
 from .reconstruct import Reconstruction, apply, calibrate
 

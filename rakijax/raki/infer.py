@@ -10,8 +10,9 @@ import numpy as np
 
 from .. import kspace_net
 from ..sampling import Sampling, undersample
+from ..validate import check_slope
 from .config import RakiConfig
-from .train import TrainResult, _check_slope, train
+from .train import train
 
 __all__ = ["apply", "reconstruct"]
 
@@ -42,7 +43,7 @@ def apply(kernels, reduced, sampling: Sampling, slope=0.5):
     Raises:
         ValueError: shapes of kernels / reduced / sampling disagree, bad slope.
     """
-    _check_slope(slope)
+    check_slope(slope)
     kernels = [jnp.asarray(w) for w in kernels]
     reduced = jnp.asarray(reduced)
     if reduced.ndim != 3:

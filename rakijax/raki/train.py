@@ -40,9 +40,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
 from dataclasses import dataclass
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +50,7 @@ from flax import nnx
 
 from .. import kspace_net
 from ..sampling import Sampling
+from ..validate import check_sampling, check_slope, is_concrete
 from . import acs_loss
 from .config import RakiConfig
 from .model import Raki
@@ -238,24 +237,9 @@ def _step_jit(params, opt_state, best, best_loss, problem, slope, lr, *, R, conf
     return new, opt_state, best, best_loss, loss
 
 
-def _is_concrete(v) -> bool:
-    return not isinstance(v, jax.core.Tracer)
-
-
-def _check_slope(slope):
-    if _is_concrete(slope):
-        a = np.asarray(slope)
-        if a.ndim != 0 or not np.isfinite(a) or not 0.0 <= float(a) <= 1.0:
-            raise ValueError(f"slope must be a scalar in [0, 1] (1 = linear network), got {slope!r}")
-
-
 def validate_acs(acs_block, sampling: Sampling, config: RakiConfig):
     """Check an ACS block and its sampling for training (shape, size, finiteness). Raises ValueError."""
-    if not isinstance(sampling, Sampling):
-        raise TypeError(
-            f"sampling must be a rakijax.sampling.Sampling (R enters through it), got {type(sampling).__name__}: "
-            "build one with rakijax.sampling.make_sampling(ny, R, acs)"
-        )
+    check_sampling(sampling)
     R = sampling.R
     if R < 2:
         raise ValueError(f"RAKI needs an integer acceleration R >= 2, got R={R!r} ({sampling})")
@@ -272,7 +256,7 @@ def validate_acs(acs_block, sampling: Sampling, config: RakiConfig):
         raise ValueError(f"ACS block has {X} readout points; the kernels need more than {left + right}")
     if A != sampling.acs:
         raise ValueError(f"acs_block {shape} has {A} ACS lines but {sampling} has acs={sampling.acs}")
-    if _is_concrete(acs_block):
+    if is_concrete(acs_block):
         a = np.asarray(acs_block)
         if not np.all(np.isfinite(a)):
             raise ValueError(f"acs_block {shape} contains NaN or Inf")
@@ -316,7 +300,7 @@ def train(acs_block, sampling: Sampling, config: RakiConfig | None = None, slope
     config = RakiConfig() if config is None else config
     if not isinstance(config, RakiConfig):
         raise ValueError(f"config must be a RakiConfig, got {type(config).__name__}")
-    _check_slope(slope)
+    check_slope(slope)
     validate_acs(acs_block, sampling, config)
     R = int(sampling.R)
     acs = jnp.asarray(acs_block)
