@@ -320,9 +320,11 @@ def train(acs_block, sampling: Sampling, config: RakiConfig | None = None, slope
         for start in range(0, config.steps, config.log_every):
             stop = min(start + config.log_every, config.steps)
             part = []
-            for _ in range(start, stop):  # asynchronous dispatch: the host runs ahead of the device
+            for _ in range(start, stop):  # asynchronous dispatch: the host runs one step ahead of the device
                 params, opt_state, best, best_loss, loss = _step_jit(params, opt_state, best, best_loss, problem,
                                                                      slope_arr, lr, R=R, config=static)
+                if part:  # at most one step queued: Ctrl-C stops training within a step, not a chunk
+                    part[-1].block_until_ready()
                 part.append(loss)
             losses[start:stop] = np.asarray(jnp.stack(part))
             bad = np.flatnonzero(~np.isfinite(losses[start:stop]))
