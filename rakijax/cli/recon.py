@@ -206,7 +206,7 @@ def cmd_recon(args, argv) -> int:
     chosen = {}
 
     def auto_slope(j, data, cfg):  # --slope auto: per slice, then the same path with the chosen fit
-        a = choose_slope(data, cfg)
+        a = choose_slope(data, cfg, reinsert_acs=cfg.reinsert_acs)
         log.info("      slope %g chosen from %s (estimated NMSE %.3e +- %.1e over %d folds)", a.slope,
                  ", ".join(f"{x:g}" for x in a.slopes), a.estimate[a.index], a.spread[a.index], a.folds)
         c = cfg.replace(slope=a.slope)
