@@ -132,6 +132,16 @@ def bad_files(tmp_path_factory):
     np.save(d / "nan.npy", kn)
     np.save(d / "rank2.npy", k[0])
     (d / "scan.txt").write_text("not k-space")
+    # issue 13 item 5-6: files a user really passes by mistake
+    np.save(d / "empty.npy", np.zeros((0,), complex))
+    np.save(d / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (d / "truncated.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 10)
+    (d / "empty.h5").write_bytes(b"")
+    np.save(d / "real.npy", np.abs(k))
+    np.save(d / "matlab.npy", np.transpose(k, (2, 1, 0)))  # (kx, ky, coil) read as (coil, ky, kx)
+    np.save(d / "zeros.npy", np.zeros_like(k))
+    np.save(d / "onecoil.npy", k[:1])
+    np.save(d / "int16.npy", np.ones((4, 16, 16), np.int16))
     return d
 
 
@@ -147,6 +157,16 @@ def bad_files(tmp_path_factory):
         ("good.h5", ["--R", "12"], "fewer than 2|leaves only 1"),
         ("good.h5", ["--slice", "3"], "slice index 3 out of range"),
         ("good.h5", ["--slope", "2"], "slope"),
+        ("empty.npy", [], "empty.npy"),
+        ("empty.npy", [], "--axes"),
+        ("pickled.npy", [], "pickled.npy"),
+        ("truncated.h5", [], "truncated.h5"),
+        ("empty.h5", [], "empty.h5"),
+        ("real.npy", [], "real"),
+        ("matlab.npy", [], "another order"),
+        ("zeros.npy", [], "zeros.npy"),
+        ("onecoil.npy", [], "one coil"),
+        ("int16.npy", [], "int16.npy"),
     ],
 )
 def test_bad_input_exit_2(bad_files, tmp_path, capsys, name, extra, expect):

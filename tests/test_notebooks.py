@@ -11,7 +11,7 @@ NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.py"))
 
 def test_notebooks_found():
     names = [p.stem for p in NOTEBOOKS]
-    assert names == ["01_quickstart", "02_image_space", "03_gfactor_maps", "04_sweeps"]
+    assert names == ["01_quickstart", "02_image_space", "03_gfactor_maps", "04_sweeps", "05_auto_slope"]
 
 
 @pytest.mark.timeout(240)

@@ -28,6 +28,7 @@ from ..methods import Fit, method_for
 from ..pipeline import ReconResult, check_feasible, reconstruct
 from ..results import stack_slices, write_exports, write_kernels, write_run
 from ..runfolder import check_run_dir, run_folder
+from ..sanity import check_kspace
 
 __all__ = ["cmd_recon", "cmd_apply", "recon_config", "run_figures", "gfactor_figure", "run_arrays"]
 
@@ -159,6 +160,7 @@ def _reconstruct_all(args, slices, cfg_for, run=None, *, calibrate: bool = True)
     sampling = check_feasible(
         first.kspace.shape, cfg, calibrate=calibrate,
         sampling=first.sampling(R=cfg.R, acs=cfg.acs, require_acs=calibrate) if first.accelerated else None)
+    check_kspace(first.kspace, sampling.R, name=str(args.input))  # refusals before any work (warnings: later)
     for w in check_memory(first.kspace.shape, cfg.method, sampling.R, cfg.gfactor, acs=sampling.acs,
                           slices=len(slices), widths=cfg.raki.widths, kernels=cfg.raki.kernels,
                           grappa_kernel=cfg.grappa_kernel, mc_chunk=cfg.mc_chunk, name=str(args.input)):
