@@ -67,6 +67,6 @@ fig = sweep.plot_slope(rows)
 fig
 
 # %% [markdown]
-# On a cluster: `from rakijax.sweep_dask import run_dask; run_dask(spec, out, workers=4)` (a
+# On a cluster: `sweep.run_dask(spec, out, workers=4)` (a
 # local Dask cluster) or `run_dask(spec, out, scheduler="tcp://host:8786")`; see
 # `experiments/README.md` for SLURM with dask-jobqueue.

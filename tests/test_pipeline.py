@@ -1,10 +1,12 @@
 """pipeline.reconstruct: images, prewhitening, g-factor routes, validation (tiny phantoms)."""
 
+from dataclasses import replace
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rakijax.config import preset
 from rakijax import pipeline
 from rakijax.data.container import KSpaceData
 from rakijax.data.synthetic import brain_phantom
@@ -12,7 +14,6 @@ from rakijax.fft import ifft2c
 from rakijax.gfactor.combine import combination_weights, gfactor_from_cov
 from rakijax.gfactor.reference import jacobian_cov
 from rakijax.kspace_net import apply_network
-from rakijax.raki import RakiConfig
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_config_validation():
         pipeline.ReconConfig(replicas=1)
     with pytest.raises(ValueError, match="mc_noise_scale"):
         pipeline.ReconConfig(mc_noise_scale=0.0)
-    d = pipeline.ReconConfig(method="raki", raki=RakiConfig.small(steps=7)).to_dict()
+    d = pipeline.ReconConfig(method="raki", raki=replace(preset("small").raki, steps=7)).to_dict()
     assert d["raki"]["widths"] == [32, 8] and d["raki"]["steps"] == 7 and d["R"] == 4
 
 
@@ -127,7 +128,7 @@ def _scanner_basis_gfactor(data, res, slope):
 def test_raki_pipeline_image_space_and_gfactor(tiny):
     """RAKI: image-space form exact in float64; analytic 'true' map == dense jacfwd in the scanner basis."""
     cfg = pipeline.ReconConfig(method="raki", R=2, acs=10, slope=0.5, gfactor="analytic",
-                               raki=RakiConfig.small(steps=40, log_every=20))
+                               raki=replace(preset("small").raki, steps=40, log_every=20))
     res = pipeline.reconstruct(tiny, cfg)
     assert res.losses.shape == (40,) and res.losses[-1] < res.losses[0]
     assert res.metrics["image_space_rel_error"] < 1e-10

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from rakijax.config import preset
 from rakijax import kspace_net
 from rakijax.raki import ComplexConv, Raki, RakiConfig, complex_leaky_relu
 from rakijax.raki.layers import complex_he_normal
@@ -116,8 +117,8 @@ def test_model_shapes_and_forward():
 
 def test_config_validation_and_presets():
     assert RakiConfig().widths == (128, 64) and RakiConfig().kernels == ((2, 5), (1, 1), (1, 5))
-    assert RakiConfig.small().widths == (32, 8)
-    assert RakiConfig.small().kernel_shapes(4, 3) == [(32, 4, 2, 5), (8, 32, 1, 1), (8, 8, 1, 5)]
+    assert preset("small").raki.widths == (32, 8)
+    assert preset("small").raki.kernel_shapes(4, 3) == [(32, 4, 2, 5), (8, 32, 1, 1), (8, 8, 1, 5)]
     assert hash(RakiConfig(widths=[4, 2])) == hash(RakiConfig(widths=(4, 2)))  # lists normalised
     with pytest.raises(ValueError, match="one kernel size per layer"):
         RakiConfig(widths=(8,))

@@ -4,6 +4,7 @@ One data shape and one network config are shared by all tests so that the
 jit-compiled training step compiles once (slope and learning rate are traced).
 """
 
+from dataclasses import replace
 import importlib
 
 import jax
@@ -11,9 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rakijax.config import preset
 from rakijax import grappa, kspace_net
 from rakijax.fft import fft2c, ifft2c
-from rakijax.raki import RakiConfig, TrainResult, apply, reconstruct, train, train_kernels
+from rakijax.raki import TrainResult, apply, reconstruct, train, train_kernels
 from rakijax.sampling import make_sampling, undersample
 
 T = importlib.import_module("rakijax.raki.train")
@@ -21,7 +23,7 @@ I = importlib.import_module("rakijax.raki.infer")
 
 NC, NY, NX, R, ACS = 4, 32, 28, 2, 20
 # small net, lr 1e-2: the best of {3e-3, 1e-2, 3e-2} for 300 steps on these data
-CFG = RakiConfig.small(steps=300, log_every=100, learning_rate=1e-2)
+CFG = replace(preset("small").raki, steps=300, log_every=100, learning_rate=1e-2)
 KEY = jax.random.key(0)
 
 
@@ -167,7 +169,7 @@ def test_lbfgs_gradient_and_descent(data):
     """L-BFGS path: the real gradient it uses matches finite differences in Re and Im, and its
     (strong Wolfe) line search never raises the loss."""
     s, acs = data[1], data[3]
-    cfg = T._static(RakiConfig.small(optimizer="lbfgs", steps=15))
+    cfg = T._static(replace(preset("small").raki, optimizer="lbfgs", steps=15))
     _, prob, _, params, state = T._setup(jnp.asarray(acs), R, cfg, KEY)
     assert isinstance(params[0], tuple) and not jnp.iscomplexobj(params[0][0])
     fn = jax.jit(lambda p: T._real_loss(p, prob, 0.5, R, cfg))

@@ -108,11 +108,6 @@ class RakiConfig:
         object.__setattr__(self, "steps", int(self.steps))
         object.__setattr__(self, "log_every", int(self.log_every))
 
-    @classmethod
-    def small(cls, **overrides) -> "RakiConfig":
-        """The small preset (hidden widths 32 and 8, learning rate 1e-2, 500 steps) for tests and quick runs."""
-        return cls(**{"widths": (32, 8), "learning_rate": 1e-2, "steps": 500, **overrides})
-
     def kernel_shapes(self, ncoils: int, R: int) -> list[tuple[int, int, int, int]]:
         """Kernel shapes ``(cout, cin, kh, kw)`` for ``ncoils`` coils at acceleration ``R``."""
         chans = [ncoils, *self.widths, (R - 1) * ncoils]
