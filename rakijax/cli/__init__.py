@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from ..jit_cache import enable_persistent_cache
 from .demo import cmd_demo
 from .parser import build_parser
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.quiet)
     enable_persistent_cache()  # compile once per machine (opt out: RAKIJAX_NO_CACHE=1)
     try:
-        return int(_COMMANDS[args.command](args, ["rakijax", *argv]) or 0)
+        with logging_redirect_tqdm(loggers=[logging.getLogger("rakijax")]):  # log lines do not tear progress bars
+            return int(_COMMANDS[args.command](args, ["rakijax", *argv]) or 0)
     except _USER_ERRORS as e:
         if args.debug:
             raise
