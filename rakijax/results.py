@@ -206,7 +206,7 @@ def write_kernels(out, results: Sequence[ReconResult], slices: Sequence[int]) ->
                        for r in results]}
     s = r0.sampling
     meta = {"method": r0.config.method, "slope": r0.config.slope, "R": s.R, "offset": s.offset, "acs": s.acs,
-            "shape": list(r0.recon_kspace.shape), "config": r0.config.to_dict(), "slices": list(slices),
+            "shape": list(r0.recon_kspace.shape), "sampling": s, "config": r0.config.to_dict(), "slices": list(slices),
             "version": metadata.version("rakijax")}
     save_kernels(Path(out) / "kernels.npz", tree, meta)
     return "kernels.npz"

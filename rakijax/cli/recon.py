@@ -22,12 +22,13 @@ from .. import plotting as pl
 from ..config import ReconConfig, preset
 from ..data import load, load_noise, num_slices
 from ..autoslope import choose_slope, estimate_figure
-from ..exports import load_kernels
+from ..exports import check_kernels_fit, load_kernels
 from ..memory import check_input_size, check_memory
 from ..methods import Fit, method_for
 from ..pipeline import ReconResult, check_feasible, reconstruct
 from ..results import stack_slices, write_exports, write_kernels, write_run
 from ..runfolder import check_run_dir, run_folder
+from ..sampling import make_sampling
 from ..sanity import check_kspace
 
 __all__ = ["cmd_recon", "cmd_apply", "recon_config", "run_figures", "gfactor_figure", "run_arrays"]
@@ -227,12 +228,16 @@ def cmd_recon(args, argv) -> int:
     return 0
 
 
-def _check_fit(meta: dict, data, run_dir, source) -> None:
-    """Refuse, with one clear line, data the saved kernels cannot take (another coil count or grid)."""
-    saved = tuple(int(n) for n in meta["shape"][-3:])
-    bad = [f"{name} {a} vs {int(b)}" for name, a, b in zip(("coils", "Ny", "Nx"), saved, data.kspace.shape) if a != b]
-    if bad:
-        raise ValueError(f"the kernels of {run_dir} do not fit {source}: {', '.join(bad)} (saved vs new)")
+def _apply_config(cfg: ReconConfig, meta: dict, data, source) -> ReconConfig:
+    """The run's configuration for ``data``, after checking that the saved kernels fit it
+    (:func:`rakijax.exports.check_kernels_fit`: coils, Nx, Ny, R, offset). Accelerated input
+    keeps its own ACS lines, if any (a repetition may have none)."""
+    if data.accelerated:
+        s = data.sampling(R=cfg.R, require_acs=False)
+    else:
+        s = make_sampling(data.kspace.shape[1], cfg.R, cfg.acs, cfg.offset)
+    check_kernels_fit(meta, s, data.kspace.shape, source=str(source))
+    return cfg.replace(acs=None) if data.accelerated else cfg
 
 
 def cmd_apply(args, argv) -> int:
@@ -249,9 +254,9 @@ def cmd_apply(args, argv) -> int:
         raise ValueError(f"{args.run_dir} holds kernels of {len(saved)} slices; the input has {len(slices)} "
                          "to reconstruct (pass --slice N, or a run with one slice)")
     pick = (lambda j: saved[0]) if len(saved) == 1 else (lambda j: saved[j])  # noqa: E731
-    results, datas = _reconstruct_all(  # accelerated input: its own ACS lines, if any (a repetition may have none)
+    results, datas = _reconstruct_all(
         args, slices,
-        lambda d: _check_fit(meta, d, args.run_dir, args.input) or (cfg.replace(acs=None) if d.accelerated else cfg),
+        lambda d: _apply_config(cfg, meta, d, args.input),
         lambda j, d, c: reconstruct(d, c, method=method_for(c), fit=Fit(list(pick(j)["kernels"]), None, 0.0),
                                     whitener=(pick(j)["W"], pick(j)["L"])),
         calibrate=False)
