@@ -41,6 +41,8 @@ def _net(rng, arch, R, nc=NC):
         "one": [(12, nc, 2, 5), (out, 12, 1, 5)],
         "two": [(16, nc, 2, 5), (8, 16, 1, 1), (out, 8, 1, 5)],
         "deep": [(8, nc, 2, 3), (6, 8, 2, 3), (5, 6, 1, 1), (out, 5, 2, 3)],
+        # two hidden layers with a 2x3 second kernel (the tap-by-tap path gathers several layer-1 taps)
+        "two23": [(8, nc, 2, 3), (6, 8, 2, 3), (out, 6, 1, 3)],
     }[arch]
     return [jnp.asarray(_c(rng, *s, scale=1 / np.sqrt(np.prod(s[1:])))) for s in shapes]
 
@@ -68,6 +70,8 @@ CASES = [
     (24, 15, 6, "two", "true", "spectral", False),
     (21, 16, 3, "deep", "true", "spectral", True),
     (16, 9, 4, "deep", "frozen", "gram", False),
+    (15, 10, 3, "two23", "true", "spectral", True),
+    (12, 11, 2, "two23", "frozen", "spectral", False),
 ]
 
 
@@ -176,7 +180,7 @@ def test_chunking_is_exact_and_memory_bounded():
         walk(jaxpr.jaxpr)
         return max(sizes), shape_ny * shape_nx
 
-    big, n = max_intermediate(12)
+    big, n = max_intermediate(8)  # a third of the 24 reduced rows
     small, _ = max_intermediate(1)
     assert big < n * n  # nothing of size N^2 (the dense Jacobian/covariance is (Nc N)^2)
     # the largest array is a chunk of V: it scales with the chunk rows, not with the grid

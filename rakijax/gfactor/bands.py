@@ -25,6 +25,11 @@ whatever the activation coefficients do over k-space. This module computes
    ``T`` is a 2-D Laurent polynomial in the tap shift of ``(2Ty-1) x (2Tx-1)``
    coefficients, so it is recovered exactly from the Hermitian Grams of
    ``V~(z) = sum_t z^t V_t`` at that many roots of unity and a small inverse DFT.
+   Each Hermitian Gram takes two real GEMMs, not three: with ``V~ = A + iB``,
+   ``Q = A^T B`` and ``P = (A+B)^T (A+B)``, ``Re = P - Q - Q^T`` and ``Im = Q^T - Q``.
+   With two hidden layers (the RAKI architecture) ``V`` is built tap by tap from the
+   position-independent layer-1 Jacobian and the activation coefficients gathered at
+   ``u - t``, in separate real and imaginary parts (one real GEMM per tap).
 3. The shift-invariant last layer: ``S(Delta) = sum_{s,s'} W_L(s) T(Delta+s'-s) W_L(s')^H``.
 4. Cross terms with the passed-through acquired lines from the column sums of ``V``;
    acquired/acquired is ``Y X Psi`` at ``Delta = 0``.
@@ -48,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import kspace_net, validate
+from . import jacobian
 from ..sampling import Sampling
 from .linearise import Linearisation
 
@@ -184,126 +190,6 @@ def noise_bands(
 # --------------------------------------------------------------------------- core
 
 
-def _act(coefs, Z, mode, nc):
-    """Linearised activation on a tap-indexed Jacobian ``Z`` (J, X, cin, Ty, Tx, C)."""
-    if mode == "frozen":
-        (m,) = coefs  # (J, X, C)
-        return m[:, :, None, None, None, :] * Z
-    al, be = coefs
-    sw = jnp.concatenate([Z[:, :, nc:], Z[:, :, :nc]], axis=2)
-    return al[:, :, None, None, None, :] * Z + be[:, :, None, None, None, :] * jnp.conj(sw)
-
-
-def _rows(c, start, J):
-    """Rows ``start..start+J-1`` (mod Y) of a coefficient map (C, Y, X) -> (J, X, C)."""
-    Y = c.shape[1]
-    idx = (start + jnp.arange(J)) % Y
-    return jnp.transpose(jnp.take(c, idx, axis=1), (1, 2, 0))
-
-
-def _place(a, oy, ox, ty, tx, axis=-3):
-    """Zero-pad the tap axes (``axis``, ``axis+1``) into a (ty, tx) box at offset (oy, ox)."""
-    axis = axis % a.ndim
-    pad = [(0, 0)] * a.ndim
-    pad[axis] = (oy, ty - oy - a.shape[axis])
-    pad[axis + 1] = (ox, tx - ox - a.shape[axis + 1])
-    return jnp.pad(a, pad)
-
-
-def _rgemm_complex(lhs_re, lhs_im, rhs):
-    """``(lhs_re + i lhs_im) @ rhs`` as real GEMMs (``lhs_im`` None: real left operand)."""
-    rr, ri = jnp.real(rhs), jnp.imag(rhs)
-    dot = partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
-    if lhs_im is None:
-        both = dot(lhs_re, jnp.concatenate([rr, ri], axis=-1))
-        n = rr.shape[-1]
-        return jax.lax.complex(both[..., :n], both[..., n:])
-    n = rr.shape[-1]
-    top = dot(jnp.concatenate([lhs_re, lhs_im], axis=-1), jnp.concatenate([jnp.concatenate([rr, ri], -1), jnp.concatenate([-ri, rr], -1)], 0))
-    return jax.lax.complex(top[..., :n], top[..., n:])
-
-
-def _hidden_jacobian(kernels, lin, Lfull, start, J, nc):
-    """``H(j, t)`` of the last hidden activation for rows ``start..start+J-1``.
-
-    Returns (J, X, cin, Ty, Tx, C) with ``[j, x, c, iy, ix, a] = dh_a(j, x) / dn~_c(j + t)``,
-    ``t = (loy + iy, lox + ix)``.
-    """
-    mode = lin.mode
-    nh = len(kernels) - 1
-    X = lin.grid[1]
-    cin = Lfull.shape[1]
-    # row starts of every hidden layer (backwards from the last one)
-    starts, Js = [0] * nh, [0] * nh
-    starts[-1], Js[-1] = start, J
-    for l in range(nh - 1, 0, -1):  # layer l+1 (0-based l) reads layer l rows j + s
-        kh = kernels[l].shape[2]
-        starts[l - 1] = starts[l] + kspace_net.tap_offsets(kh)[0]
-        Js[l - 1] = Js[l] + kh - 1
-    coefs = [tuple(_rows(c, starts[l], Js[l]) for c in lin.coefficients(l)) for l in range(nh)]
-
-    w1 = kernels[0]
-    Z1 = jnp.einsum("abyx,bc->yxac", w1, Lfull)  # (Ty1, Tx1, C1, cin), j-independent
-    if nh == 1:
-        Z = jnp.broadcast_to(jnp.transpose(Z1, (3, 0, 1, 2))[None, None], (J, X) + (cin,) + Z1.shape[:2] + Z1.shape[2:3])
-        return _act(coefs[0], Z, mode, nc)
-
-    # layer 2 from the j-independent layer-1 Jacobian: one GEMM over (tap s, channel b)
-    w2 = kernels[1]
-    c2, c1, kh2, kw2 = w2.shape
-    ty1, tx1 = Z1.shape[:2]
-    ty2, tx2 = ty1 + kh2 - 1, tx1 + kw2 - 1
-    ax2 = (kw2 - 1) // 2
-    # Z1s[qy, qx, iy2, ix2, b, c] = Z1 at tap t - s
-    Z1s = jnp.stack([jnp.stack([_place(Z1, qy, qx, ty2, tx2, axis=0) for qx in range(kw2)]) for qy in range(kh2)])
-
-    def kmat(z1s):  # K[(qy,qx,b), (c, iy2, ix2, a)]
-        K = jnp.einsum("abyx,yxijbc->yxbcija", w2, z1s)
-        return K.reshape(kh2 * kw2 * c1, -1)
-
-    J2 = Js[1]
-    if mode == "frozen":
-        (m1,) = coefs[0]
-        g = _gathered_rows(m1, J2, kh2, kw2, ax2)
-        Z2 = _rgemm_complex(jnp.real(g), jnp.imag(g), kmat(Z1s))
-    else:
-        al1, be1 = coefs[0]
-        half = nc
-        KA = kmat(Z1s[..., :half])  # Z1 = [W1 L, 0]: alpha part feeds the w columns
-        KB = kmat(jnp.conj(Z1s[..., :half]))  # beta part feeds the conj(w) columns
-        ZA = _rgemm_complex(_gathered_rows(al1, J2, kh2, kw2, ax2), None, KA).reshape(J2 * X, half, -1)
-        ZB = _rgemm_complex(_gathered_rows(be1, J2, kh2, kw2, ax2), None, KB).reshape(J2 * X, half, -1)
-        Z2 = jnp.concatenate([ZA, ZB], axis=1)
-    Z = Z2.reshape(J2, X, cin, ty2, tx2, c2)
-    P = _act(coefs[1], Z, mode, nc)
-
-    # layers 3..L-1: Z_{l+1}(j, t) = sum_s W(s) P_l(j + s, t - s)
-    for l in range(2, nh):
-        w = kernels[l]
-        co, ci, kh, kw = w.shape
-        Jl = Js[l]
-        ty, tx = P.shape[3] + kh - 1, P.shape[4] + kw - 1
-        ax = (kw - 1) // 2
-        Z = 0
-        for qy in range(kh):
-            for qx in range(kw):
-                sh = jnp.roll(P[qy : qy + Jl], -(qx - ax), axis=1)
-                sh = _place(sh, qy, qx, ty, tx)
-                Z = Z + jnp.einsum("ab,jxcyzb->jxcyza", w[:, :, qy, qx], sh)
-        P = _act(coefs[l], Z, mode, nc)
-    return P
-
-
-def _gathered_rows(c, J, kh, kw, ax):
-    """``c[j + qy, x + qx - ax, b]`` for ``j < J`` -> (J*X, kh*kw*C) (c is (J+kh-1, X, C))."""
-    X, C = c.shape[1], c.shape[2]
-    g = jnp.stack(
-        [jnp.stack([jnp.roll(c[qy : qy + J], -(qx - ax), axis=1) for qx in range(kw)], axis=2) for qy in range(kh)],
-        axis=2,
-    )  # (J, X, kh, kw, C)
-    return g.reshape(J * X, kh * kw * C)
-
-
 def _phases(n: int, dtype):
     """(n, 2n-1) roots-of-unity phases ``exp(2 pi i t k / (2n-1))``."""
     P = 2 * n - 1
@@ -343,7 +229,7 @@ def _bands(kernels, lin, psi, *, R, chunk, method, extent):
         if method == "spectral":
             Py, Px = 2 * Ty - 1, 2 * Tx - 1
             E = np.einsum("yk,xl->yxkl", _phases(Ty, None), _phases(Tx, None)).reshape(Ty * Tx, Py * Px).T  # (Z, T)
-            Emat = jnp.asarray(np.block([[E.real, -E.imag], [E.imag, E.real]]), rdt)
+            Emat = jnp.asarray(np.block([[E.real, -E.imag], [E.imag, E.real], [E.real + E.imag, E.real - E.imag]]), rdt)
             acc0 = (jnp.zeros((Py * Px, C, C), rdt), jnp.zeros((Py * Px, C, C), rdt))
         else:
             acc0 = tuple(jnp.zeros((2 * C, (Ty * Tx - t) * 2 * C), rdt) for t in range(Ty * Tx))
@@ -352,24 +238,29 @@ def _bands(kernels, lin, psi, *, R, chunk, method, extent):
         def body(carry, i):
             acc, hs = carry
             u0 = i * U
-            P = _hidden_jacobian(kernels, lin, Lfull, u0 - hiy, J, nc)  # (J, X, cin, Ty, Tx, C)
-            V = jnp.stack(
-                [jnp.roll(P[Ty - 1 - iy : Ty - 1 - iy + U, :, :, iy, ix], lox + ix, axis=1) for iy in range(Ty) for ix in range(Tx)]
-            )  # (T, U, X, cin, C): V[t, u, x, c, a] = H(u - t, t)[a, c]
+            if nh == 2:  # the RAKI architecture: built tap by tap
+                Vri = jacobian.input_jacobian_two_hidden(kernels, lin, Lfull, u0, U, nc, (loy, lox, Ty, Tx)).reshape(2, Ty * Tx, U, X, cin, C)
+            else:
+                P = jacobian.hidden_jacobian(kernels, lin, Lfull, u0 - hiy, J, nc)  # (J, X, cin, Ty, Tx, C)
+                V = jnp.stack(
+                    [jnp.roll(P[Ty - 1 - iy : Ty - 1 - iy + U, :, :, iy, ix], lox + ix, axis=1) for iy in range(Ty) for ix in range(Tx)]
+                )  # (T, U, X, cin, C): V[t, u, x, c, a] = H(u - t, t)[a, c]
+                Vri = jnp.stack([jnp.real(V), jnp.imag(V)])
             valid = (u0 + jnp.arange(U)) < Y
-            V = V * valid[None, :, None, None, None].astype(rdt)
-            hs = hs + jnp.sum(V, axis=(1, 2))
+            Vri = Vri * valid[None, None, :, None, None, None].astype(rdt)
+            hsr = jnp.sum(Vri, axis=(2, 3))
+            hs = hs + jax.lax.complex(hsr[0], hsr[1])
             rows = U * X * cin
             hi = jax.lax.Precision.HIGHEST
             if method == "spectral":
-                # V~(z_k) = sum_t z_k^t V_t as one real GEMM (2Z x 2T) @ (2T x rows*C)
-                Vri = jnp.concatenate([jnp.real(V), jnp.imag(V)]).reshape(2 * Ty * Tx, rows * C)
-                Z = jnp.matmul(Emat, Vri, precision=hi).reshape(2, -1, rows, C)
-                zr, zi = Z[0], Z[1]
-                rr, ii, ri = (jnp.einsum("krA,krB->kAB", a_, b_, precision=hi) for a_, b_ in ((zr, zr), (zi, zi), (zr, zi)))
-                acc = (acc[0] + rr + ii, acc[1] + ri)
+                # [Re, Im, Re + Im] of V~(z_k) = sum_t z_k^t V_t as one real GEMM (3Z x 2T) @ (2T x rows*C);
+                # the Hermitian Gram from two real GEMMs: Q = Re^T Im, P = (Re+Im)^T (Re+Im) = Re^T Re + Im^T Im + Q + Q^T
+                Z = jnp.matmul(Emat, Vri.reshape(2 * Ty * Tx, rows * C), precision=hi).reshape(3, -1, rows, C)
+                q = jnp.einsum("krA,krB->kAB", Z[0], Z[1], precision=hi)
+                p_ = jnp.einsum("krA,krB->kAB", Z[2], Z[2], precision=hi)
+                acc = (acc[0] + p_, acc[1] + q)
             else:
-                Vri = jnp.stack([jnp.real(V), jnp.imag(V)], axis=-2).reshape(Ty * Tx, rows, 2 * C).transpose(1, 0, 2)
+                Vri = jnp.moveaxis(Vri, 0, -2).reshape(Ty * Tx, rows, 2 * C).transpose(1, 0, 2)
                 acc = tuple(
                     a + jnp.matmul(Vri[:, t].T, Vri[:, t:].reshape(rows, -1), precision=hi)
                     for t, a in enumerate(acc)
@@ -384,7 +275,8 @@ def _bands(kernels, lin, psi, *, R, chunk, method, extent):
             return jax.lax.complex(rr + ii, ir - ri)
 
         if method == "spectral":
-            sym, ri = acc
+            pp, ri = acc
+            sym = pp - ri - jnp.swapaxes(ri, -1, -2)  # Re^T Re + Im^T Im
             Th = jax.lax.complex(sym, jnp.swapaxes(ri, -1, -2) - ri)  # (Py*Px, C, C) at the roots of unity
             dy = np.arange(-(Ty - 1), Ty)
             dx = np.arange(-(Tx - 1), Tx)
