@@ -33,6 +33,16 @@ from rakijax.kspace_net import apply_network, assemble, conv
 from rakijax.sampling import make_sampling, undersample
 
 
+def _git():
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                              cwd=os.path.dirname(__file__)).stdout.strip()
+    except OSError:
+        return "?"
+
+
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -71,6 +81,8 @@ def main(argv=None):
     ap.add_argument("--train", action="store_true", help="train the kernels with rakijax.raki.train")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--nets", default="paper,small")
+    ap.add_argument("--name", default="gfactor", help="result file stem in --out")
+    ap.add_argument("--no-extras", action="store_true", help="analytic maps only (no Monte Carlo, no jacfwd extrapolation)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = ap.parse_args(argv)
 
@@ -122,6 +134,9 @@ def main(argv=None):
         gt, gf = res[("true", "spectral")], res[("frozen", "spectral")]
         extra = dict(net=name, frozen_vs_true_mean_g=float(gf[support].mean() / gt[support].mean() - 1),
                      gram_vs_spectral_max_rel=float(np.abs(res[("frozen", "gram")] - gf).max() / gf.max()))
+        if args.no_extras:
+            rows.append(extra)
+            continue
 
         # Monte Carlo of the nonlinear network: small noise (-> true map) and the data's own noise
         for label, scale in (("mc_small_noise", 1e-2), ("mc_realistic", 1.0)):
@@ -153,10 +168,12 @@ def main(argv=None):
                 devices=str(jax.devices()), jax=jax.__version__, loadavg_start=load0, loadavg_end=os.getloadavg()[0],
                 dtype="complex64")
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "gfactor.json"), "w") as f:
+    with open(os.path.join(args.out, args.name + ".json"), "w") as f:
         json.dump(dict(meta=meta, rows=rows), f, indent=1, default=str)
-    with open(os.path.join(args.out, "gfactor.md"), "w") as f:
+    with open(os.path.join(args.out, args.name + ".md"), "w") as f:
         f.write(f"# RAKI g-factor benchmark\n\n{json.dumps(meta)}\n\n")
+        f.write(f"git {_git()}; `analytic s` = a repeated call of raki_gfactor (linearise + bands + maps), "
+                "`first call s` = the first call in this process (compiles).\n\n")
         f.write("| net | linearisation | method | analytic s | first call s | linearise s | bands s | maps+g s | mean g | p95 g | beta!=0 | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
             if "mode" in r:
