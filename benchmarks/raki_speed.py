@@ -34,13 +34,18 @@ from rakijax.fft import ifft2c
 from rakijax.raki import acs_loss
 from rakijax.sampling import make_sampling, undersample
 
-#: today's default before issue 14 (2000 Adam steps at 1e-3, complex He init) and the variants tried
+#: the default before issue 14 (2000 Adam steps at 1e-3, complex He init), the first issue-14 default
+#: (500 steps at 2e-3 from He/sqrt(3), random init), today's default and the variants tried
 VARIANTS = {
-    "old": dict(optimizer="adam", steps=2000, learning_rate=1e-3, init_scale=1.0),
+    "old": dict(optimizer="adam", steps=2000, learning_rate=1e-3, init_scale=1.0, init="random"),
+    "rand500": dict(optimizer="adam", steps=500, learning_rate=2e-3, init_scale=3**-0.5, init="random"),
     "new": dict(),  # RakiConfig() defaults
-    "adam300": dict(optimizer="adam", steps=300, learning_rate=3e-3, init_scale=3**-0.5),
-    "lbfgs200": dict(optimizer="lbfgs", steps=200, init_scale=3**-0.5),
+    "lstsq250": dict(init="lstsq", init_ridge=3.0, steps=250, learning_rate=3e-3),
+    "lstsq300-2e-3": dict(init="lstsq", init_ridge=3.0, steps=300, learning_rate=2e-3),
+    "adam300": dict(optimizer="adam", steps=300, learning_rate=3e-3, init_scale=3**-0.5, init="random"),
+    "lbfgs200": dict(optimizer="lbfgs", steps=200, init_scale=3**-0.5, init="random"),
 }
+BASELINES = ("old", "rand500")
 
 
 def rss(k):
@@ -94,24 +99,26 @@ def fit(acs_block, s, cfg, key):
 
 
 def summary(runs):
-    """Per case: each variant against 'old' (NMSE ratio, fit-time ratio incl. compile, step ratio)."""
+    """Per case: each variant against each baseline (NMSE ratio, fit-time ratio incl. compile, step ratio)."""
     groups = {}
     for r in runs:
         groups.setdefault((r["data"], r["R"], r["acs"], r["seed"]), {})[r["variant"]] = r
-    L = ["", "Against today's default (`old`) in the same case: NMSE new/old (< 1 = better), "
-         "total time old/new (speed-up incl. compile), steps old/new. `old` is today's recipe (2000 Adam steps at "
-         "1e-3 from complex He) run on the new, faster step; today's code also paid the per-tap step, so the "
-         "speed-up over today's code is this one times the s/eval ratio of the last table.", "",
-         "| data | R | ACS | seed | variant | NMSE / old | speed-up | steps ratio |", "|---|---|---|---|---|---|---|---|"]
+    L = ["", "Against a baseline in the same case (same process): NMSE variant/baseline (< 1 = better), "
+         "total time baseline/variant (speed-up incl. compile), steps baseline/variant. `old` = 2000 Adam steps "
+         "at 1e-3 from complex He (the default before issue 14) run on the new, faster step; `rand500` = 500 "
+         "steps at 2e-3 from He/sqrt(3) (the first issue-14 default).", "",
+         "| data | R | ACS | seed | variant | baseline | NMSE ratio | speed-up | steps ratio |", "|" + "---|" * 9]
     for (d, R, A, sd), vs in groups.items():
-        o = vs.get("old")
-        if o is None:
-            continue
-        for v, r in vs.items():
-            if v == "old":
+        for b in BASELINES:
+            o = vs.get(b)
+            if o is None:
                 continue
-            L.append(f"| {d} | {R} | {A} | {sd} | {v} | {r['nmse'] / o['nmse']:.3f} | "
-                     f"{(o['compile_s'] + o['fit_s']) / (r['compile_s'] + r['fit_s']):.1f}x | {o['steps'] / r['steps']:.1f}x |")
+            for v, r in vs.items():
+                if v in BASELINES[: BASELINES.index(b) + 1]:
+                    continue
+                L.append(f"| {d} | {R} | {A} | {sd} | {v} | {b} | {r['nmse'] / o['nmse']:.3f} | "
+                         f"{(o['compile_s'] + o['fit_s']) / (r['compile_s'] + r['fit_s']):.1f}x | "
+                         f"{o['steps'] / r['steps']:.1f}x |")
     return L
 
 
@@ -125,12 +132,18 @@ def write(out, path):
          "`total s` = both (what a new process pays without a warm cache). NMSE of the RSS image in the head "
          "support against the fully sampled input. Timings share the 2 cores with other jobs (see load): "
          "compare within a row group.", "",
-         "| data | R | ACS | seed | variant | optimizer | steps | lr | init | compile s | s/step | fit s | total s | "
-         "NMSE | GRAPPA NMSE | loss |", "|" + "---|" * 16]
+         "| data | R | ACS | seed | variant | optimizer | init | steps | lr | init scale | compile s | s/step | fit s | "
+         "total s | NMSE | GRAPPA NMSE | loss | load |", "|" + "---|" * 18]
     for r in out["runs"]:
-        L.append(f"| {r['data']} | {r['R']} | {r['acs']} | {r['seed']} | {r['variant']} | {r['optimizer']} | {r['steps']} | "
-                 f"{r['lr']:g} | {r['init_scale']:.3g} | {r['compile_s']:.1f} | {r['s_per_step']:.3f} | {r['fit_s']:.1f} | "
-                 f"{r['compile_s'] + r['fit_s']:.1f} | {r['nmse']:.4e} | {r['grappa_nmse']:.4e} | {r['loss_last']:.3e} |")
+        init = r.get("init", "random")
+        if init == "lstsq":
+            init += f" {r.get('init_ridge', '')}"
+        load = r.get("load_avg")
+        load = "" if load is None else f"{load[0]:.1f}"
+        L.append(f"| {r['data']} | {r['R']} | {r['acs']} | {r['seed']} | {r['variant']} | {r['optimizer']} | {init} | "
+                 f"{r['steps']} | {r['lr']:g} | {r['init_scale']:.3g} | {r['compile_s']:.1f} | {r['s_per_step']:.3f} | "
+                 f"{r['fit_s']:.1f} | {r['compile_s'] + r['fit_s']:.1f} | {r['nmse']:.4e} | {r['grappa_nmse']:.4e} | "
+                 f"{r['loss_min']:.3e} | {load} |")
     L += summary(out["runs"])
     if out.get("step_forms"):
         L += ["", "One loss + gradient evaluation (same network and data, R=%d/%d):" % tuple(out["step_forms_case"]), "",
@@ -147,7 +160,7 @@ def main(argv=None):
     ap.add_argument("--coils", type=int, default=16)
     ap.add_argument("--cases", default="4:24,4:40,5:24", help="R:ACS,...")
     ap.add_argument("--seeds", default="0,1", help="phantom seeds (also the RAKI init seed)")
-    ap.add_argument("--variants", default="old,new,adam300", help=f"comma list of {sorted(VARIANTS)}")
+    ap.add_argument("--variants", default="old,rand500,new", help=f"comma list of {sorted(VARIANTS)}")
     ap.add_argument("--old-cases", default=None, help="R:ACS:seed,... where 'old' runs (default: all)")
     ap.add_argument("--second", action="store_true", help="also the phantom at 8 coils and half the SNR (R=4/24, seed 0)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "raki_speed_cpu"))
@@ -186,9 +199,10 @@ def main(argv=None):
             compile_s, fit_s, res = fit(acs_block, s, cfg, jax.random.key(seed))
             e = float(metrics.nmse(ref, rss(raki.apply(res.kernels, red, s, 0.5)), mask))
             r = {"data": name, "coils": nc, "noise_level": noise, "R": R, "acs": A, "seed": seed, "variant": v,
-                 "optimizer": cfg.optimizer, "steps": cfg.steps, "lr": cfg.learning_rate, "init_scale": cfg.init_scale,
+                 "optimizer": cfg.optimizer, "init": cfg.init, "init_ridge": cfg.init_ridge, "steps": cfg.steps, "lr": cfg.learning_rate, "init_scale": cfg.init_scale,
                  "compile_s": compile_s, "fit_s": fit_s, "s_per_step": fit_s / cfg.steps, "nmse": e,
-                 "grappa_nmse": e_grappa, "loss_last": float(res.losses[-1]), "load_avg": os.getloadavg()}
+                 "grappa_nmse": e_grappa, "loss_last": float(res.losses[-1]),
+                 "loss_min": float(np.min(res.losses)), "load_avg": os.getloadavg()}
             out["runs"].append(r)
             out["env"]["load_avg_end"] = os.getloadavg()
             print({kk: r[kk] for kk in ("data", "R", "acs", "seed", "variant", "compile_s", "fit_s", "nmse", "grappa_nmse")},

@@ -138,7 +138,7 @@ def test_gradient_convention_and_step(data):
     """Adam path: conj(jax.grad) is dL/du + i dL/dv (finite differences), and a small step along it lowers L."""
     s, acs = data[1], data[3]
     cfg = T._static(CFG)
-    _, prob, _, params, _ = T._setup(jnp.asarray(acs), R, cfg, KEY)
+    _, prob, _, params, _ = T._setup(jnp.asarray(acs), R, cfg, KEY, 0.5)
     loss = jax.jit(lambda p: T._loss(p, prob, 0.5, R, cfg))
     L = lambda p: float(loss(p))
     g = jax.jit(jax.grad(lambda p: T._loss(p, prob, 0.5, R, cfg)))(params)
@@ -152,7 +152,7 @@ def test_fast_loss_equals_the_reference_forward(data):
     """The stacked-real im2col loss (acs_loss) == 1/(2N) sum |forward(valid, dilation R) - t|^2, value and gradient."""
     acs = jnp.asarray(data[3])
     cfg = T._static(CFG)
-    x, prob, _, kernels, _ = T._setup(acs, R, cfg, KEY)
+    x, prob, _, kernels, _ = T._setup(acs, R, cfg, KEY, 0.3)
     rows, tg = kspace_net.acs_pairs(x, cfg.kernel_shapes(NC, R), R)
 
     def ref(ks):  # independent reference: kspace_net's per-tap complex convolution
@@ -170,7 +170,7 @@ def test_lbfgs_gradient_and_descent(data):
     (strong Wolfe) line search never raises the loss."""
     s, acs = data[1], data[3]
     cfg = T._static(replace(preset("small").raki, optimizer="lbfgs", steps=15))
-    _, prob, _, params, state = T._setup(jnp.asarray(acs), R, cfg, KEY)
+    _, prob, _, params, state = T._setup(jnp.asarray(acs), R, cfg, KEY, 0.5)
     assert isinstance(params[0], tuple) and not jnp.iscomplexobj(params[0][0])
     fn = jax.jit(lambda p: T._real_loss(p, prob, 0.5, R, cfg))
     g = jax.grad(lambda p: T._real_loss(p, prob, 0.5, R, cfg))(params)
@@ -259,6 +259,6 @@ def test_returns_the_best_iterate(data):
     res = train(acs, s, cfg, 0.5, key=KEY)
     i = int(np.argmin(res.losses))
     assert i < cfg.steps - 1 and res.losses[-1] > res.losses[i]  # the run did jump (else the test is moot)
-    _, prob, _, _, _ = T._setup(jnp.asarray(acs), R, T._static(cfg), KEY)
+    _, prob, _, _, _ = T._setup(jnp.asarray(acs), R, T._static(cfg), KEY, 0.5)
     L = float(T._loss(res.kernels, prob, 0.5, R, T._static(cfg)))  # kernels are scale-free (homogeneous net)
     assert L == pytest.approx(float(res.losses[i]), rel=1e-9)  # the loss of the returned kernels is the minimum

@@ -52,6 +52,7 @@ from .. import kspace_net
 from ..sampling import Sampling
 from ..validate import check_sampling, check_slope, is_concrete
 from . import acs_loss
+from .init import lstsq_last_layer
 from .config import RakiConfig
 from .model import Raki
 
@@ -117,8 +118,10 @@ def _complexify(pairs):
     return [jax.lax.complex(a, b) for a, b in pairs]
 
 
-def _setup(acs_block, R, config, key):
-    """Scaled ACS, constant training problem, initial kernels and optimizer state (traceable)."""
+def _setup(acs_block, R, config, key, slope):
+    """Scaled ACS, constant training problem, initial kernels and optimizer state (traceable).
+
+    ``slope`` is used by the least-squares initialisation (``config.init == "lstsq"``) only."""
     ncoils = acs_block.shape[-3]
     dtype = param_dtype_for(acs_block.dtype, config)
     acs = jnp.asarray(acs_block).astype(dtype)
@@ -126,6 +129,10 @@ def _setup(acs_block, R, config, key):
     x = acs / scale
     problem = acs_loss.prepare(x, config.kernel_shapes(ncoils, R), R)
     kernels = Raki(config, ncoils, R, rngs=nnx.Rngs(params=key), param_dtype=dtype).kernels()
+    if config.init == "lstsq":
+        shapes = config.kernel_shapes(ncoils, R)
+        slope = jnp.asarray(slope, problem.targets.dtype)
+        kernels = [*kernels[:-1], lstsq_last_layer(kernels, problem, slope, shapes, R, config.init_ridge)]
     if config.optimizer == "lbfgs":
         params = _realify(kernels)
         opt_state = _lbfgs(config).init(params)
@@ -207,7 +214,7 @@ def train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, key)
 
 @functools.partial(jax.jit, static_argnames=("R", "config"))
 def _train_kernels_jit(acs_block, slope, key, lr, *, R, config):
-    x, problem, _, params, opt_state = _setup(acs_block, R, config, key)
+    x, problem, _, params, opt_state = _setup(acs_block, R, config, key, slope)
     real = jnp.real(x).dtype
     losses = jnp.zeros(config.steps, real)
 
@@ -223,8 +230,8 @@ def _train_kernels_jit(acs_block, slope, key, lr, *, R, config):
 
 
 @functools.partial(jax.jit, static_argnames=("R", "config"))
-def _init_jit(acs_block, key, *, R, config):
-    x, problem, scale, params, opt_state = _setup(acs_block, R, config, key)
+def _init_jit(acs_block, key, slope, *, R, config):
+    x, problem, scale, params, opt_state = _setup(acs_block, R, config, key, slope)
     return problem, scale, params, opt_state
 
 
@@ -305,9 +312,9 @@ def train(acs_block, sampling: Sampling, config: RakiConfig | None = None, slope
     R = int(sampling.R)
     acs = jnp.asarray(acs_block)
     static = dataclasses.replace(_static(config), steps=1)
-    problem, scale, params, opt_state = _init_jit(acs, key, R=R, config=static)
-    real = problem.targets.dtype
+    real = jnp.real(jnp.zeros((), param_dtype_for(acs.dtype, config))).dtype
     slope_arr = jnp.asarray(slope, real)
+    problem, scale, params, opt_state = _init_jit(acs, key, slope_arr, R=R, config=static)
     lr = jnp.asarray(config.learning_rate, real)
     losses = np.zeros(config.steps, real)
     best, best_loss = jax.tree.map(jnp.copy, params), jnp.asarray(np.inf, real)  # own buffers (params are donated)
