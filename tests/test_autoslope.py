@@ -74,11 +74,55 @@ def test_all_ones_weights_is_train_kernels(ci):
     np.testing.assert_allclose(np.asarray(l1), np.asarray(l2), rtol=1e-9)
 
 
+def test_stepwise_fits_equal_the_batched_program(ci):
+    """cv_trainer's one-fit-at-a-time path (CPU default) == the vmapped fori_loop program, with
+    fold weights and the g-aware noise term (float64: summation order only)."""
+    _, cfg, prep = ci
+    shapes, rows = _rows(prep, cfg)
+    W = jnp.asarray(A.fold_masks(len(rows), 2, "interleaved")[[0, 2]])
+    args = (prep.acs_block, jnp.asarray([0.2, 0.6]), W, jnp.stack([jax.random.PRNGKey(1), jax.random.PRNGKey(2)]),
+            jnp.asarray([0.0, 0.5]))
+    for probes in (0, 2):
+        kb, lb = A.cv_trainer(prep.sampling, cfg.raki, probes, True)(*args)
+        ks, ls = A.cv_trainer(prep.sampling, cfg.raki, probes, False)(*args)
+        np.testing.assert_allclose(np.asarray(ls), np.asarray(lb), rtol=1e-9)
+        for a, b in zip(ks, kb):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-7, atol=1e-12)
+    assert not np.allclose(np.asarray(ks[0][0]), np.asarray(ks[0][1]))
+
+
+def test_lstsq_init_uses_only_the_kept_rows(ci):
+    """The CV init's last layer solves the ridge normal equations on the kept rows only:
+    (W F_k - T_k) F_k^H + lam W = 0 (numpy, from the features), and differs from the all-rows fit."""
+    from rakijax.raki import acs_loss
+    from rakijax.raki.init import last_layer_features, lstsq_last_layer
+
+    _, cfg, prep = ci
+    shapes, rows = _rows(prep, cfg)
+    acs = prep.acs_block / jnp.max(jnp.abs(prep.acs_block))
+    problem = acs_loss.prepare(acs, shapes, prep.sampling.R)
+    kern = RakiNet(CFG, acs.shape[0], prep.sampling.R, rngs=nnx.Rngs(params=jax.random.PRNGKey(0)),
+                   param_dtype=acs.dtype).kernels()
+    w = np.ones(len(rows))
+    w[2:5] = 0
+    WL = lstsq_last_layer(kern, problem, 0.4, shapes, prep.sampling.R, 2.0, jnp.asarray(w))
+    W0 = lstsq_last_layer(kern, problem, 0.4, shapes, prep.sampling.R, 2.0)
+    F, T = (np.asarray(a) for a in last_layer_features(kern, problem, 0.4, shapes, prep.sampling.R))
+    keep = np.repeat(w > 0, F.shape[1] // len(rows))
+    Fk, Tk = F[:, keep], T[:, keep]
+    lam = 2.0 * np.real(np.trace(Fk @ Fk.conj().T)) / F.shape[0]
+    co, ci_, kh, kw = WL.shape
+    Wm = np.asarray(WL).transpose(0, 2, 3, 1).reshape(co, kh * kw * ci_)
+    resid = (Wm @ Fk - Tk) @ Fk.conj().T + lam * Wm
+    assert np.abs(resid).max() < 1e-8 * np.abs(Tk @ Fk.conj().T).max()
+    assert not np.allclose(np.asarray(WL), np.asarray(W0))
+
+
 def test_weighted_loss_is_the_kept_rows_mean(ci):
     """Loss at step 0 == 1/(2N) sum |y - t|^2 over the kept rows, from kspace_net.forward."""
     _, cfg, prep = ci
     shapes, rows = _rows(prep, cfg)
-    one = dataclasses.replace(CFG, steps=1)
+    one = dataclasses.replace(CFG, steps=1, init="random")  # the reference below builds the random init
     key = jax.random.PRNGKey(0)
     w = np.ones(len(rows))
     w[1:3] = 0
@@ -231,7 +275,7 @@ def test_gaware_noise_term_is_hutchinson_of_the_exact_jacobian(ci):
     stacked valid forward pass w.r.t. the (real, imaginary) ACS samples (dense reference)."""
     _, cfg, prep = ci
     shapes, rows = _rows(prep, cfg)
-    one = dataclasses.replace(CFG, steps=1)
+    one = dataclasses.replace(CFG, steps=1, init="random")  # the reference below builds the random init
     key, s = jax.random.PRNGKey(0), prep.sampling
     w = jnp.ones(len(rows))
     _, l0 = A.cv_train_kernels(prep.acs_block, s, one, 0.4, w, key, 0.0, 0)

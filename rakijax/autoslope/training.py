@@ -14,6 +14,7 @@ from flax import nnx
 from ..raki import Raki as RakiNet
 from ..raki import acs_loss
 from ..raki.config import RakiConfig
+from ..raki.init import lstsq_last_layer
 from ..raki.train import param_dtype_for
 from ..sampling import Sampling
 
@@ -74,24 +75,31 @@ def _noise_penalty(kernels, problem, slope, weights, shapes, R, key, sigma, prob
     return total / probes
 
 
-@functools.partial(jax.jit, static_argnames=("R", "config", "probes"))
-def _cv_train_jit(acs_block, slope, weights, key, lr, noise_weight, *, R, config, probes=0):
+def _cv_init(acs_block, key, slope, weights, *, R, config):
+    """Scaled ACS, the training problem, initial kernels and Adam state (traceable); the
+    ``"lstsq"`` init solves the last layer on the kept rows only (``weights``), so a held-out
+    fold never enters its own fit."""
     ncoils = acs_block.shape[-3]
     dtype = param_dtype_for(acs_block.dtype, config)
     acs = jnp.asarray(acs_block).astype(dtype)
-    x = acs / jnp.max(jnp.abs(acs))
+    scale = jnp.max(jnp.abs(acs))
     shapes = config.kernel_shapes(ncoils, R)
-    problem = acs_loss.prepare(x, shapes, R)
+    problem = acs_loss.prepare(acs / scale, shapes, R)
     kernels = RakiNet(config, ncoils, R, rngs=nnx.Rngs(params=key), param_dtype=dtype).kernels()
-    opt = optax.adam(lr, b1=config.b1, b2=config.b2, eps=config.eps)
-    state = opt.init(kernels)
-    losses = jnp.zeros(config.steps, jnp.real(x).dtype)
-    shapes = [tuple(s) for s in shapes]
+    if config.init == "lstsq":
+        slope = jnp.asarray(slope, problem.targets.dtype)
+        kernels = [*kernels[:-1], lstsq_last_layer(kernels, problem, slope, shapes, R, config.init_ridge, weights)]
+    state = optax.adam(1.0, b1=config.b1, b2=config.b2, eps=config.eps).init(kernels)  # state does not depend on lr
+    return problem, 1.0 / scale, kernels, state
 
-    sigma = 1.0 / jnp.max(jnp.abs(acs))  # unit (whitened) noise in the scaled units
-    acs_shape = x.shape
 
-    def total_loss(params, i):
+def _cv_step(params, state, best, best_loss, problem, sigma, i, slope, weights, key, lr, noise_weight, *, R, config,
+             probes, acs_shape):
+    """One Adam step of the weighted (and optionally g-aware) loss, keeping the lowest-loss iterate;
+    returns ``(params, state, best, best_loss, loss before the step)``."""
+    shapes = [tuple(s) for s in config.kernel_shapes(acs_shape[0], R)]
+
+    def total_loss(params):
         loss = _weighted_loss(params, problem, slope, weights, shapes, R)
         if probes:
             pk = jax.random.fold_in(jax.random.fold_in(key, 7919), i)
@@ -99,19 +107,50 @@ def _cv_train_jit(acs_block, slope, weights, key, lr, noise_weight, *, R, config
                                                         acs_shape)
         return loss
 
+    loss, g = jax.value_and_grad(total_loss)(params)
+    g = jax.tree.map(jnp.conj, g)  # as rakijax.raki.train: descend along dL/du + i dL/dv
+    updates, state = optax.adam(lr, b1=config.b1, b2=config.b2, eps=config.eps).update(g, state, params)
+    better = loss < best_loss  # as rakijax.raki.train: keep the lowest-loss iterate (NaN never wins)
+    best = jax.tree.map(lambda b, p: jnp.where(better, p, b), best, params)
+    best_loss = jnp.where(better, loss, best_loss)
+    return optax.apply_updates(params, updates), state, best, best_loss, loss
+
+
+@functools.partial(jax.jit, static_argnames=("R", "config", "probes"))
+def _cv_train_jit(acs_block, slope, weights, key, lr, noise_weight, *, R, config, probes=0):
+    problem, sigma, kernels, state = _cv_init(acs_block, key, slope, weights, R=R, config=config)
+    real = jnp.real(problem.targets).dtype
+    losses = jnp.zeros(config.steps, real)
+    step = functools.partial(_cv_step, R=R, config=config, probes=probes, acs_shape=tuple(acs_block.shape))
+
     def body(i, carry):
         params, state, best, best_loss, losses = carry
-        loss, g = jax.value_and_grad(total_loss)(params, i)
-        g = jax.tree.map(jnp.conj, g)  # as rakijax.raki.train: descend along dL/du + i dL/dv
-        updates, state = opt.update(g, state, params)
-        better = loss < best_loss  # as rakijax.raki.train: keep the lowest-loss iterate (NaN never wins)
-        best = jax.tree.map(lambda b, p: jnp.where(better, p, b), best, params)
-        best_loss = jnp.where(better, loss, best_loss)
-        return optax.apply_updates(params, updates), state, best, best_loss, losses.at[i].set(loss.astype(losses.dtype))
+        params, state, best, best_loss, loss = step(params, state, best, best_loss, problem, sigma, i, slope, weights,
+                                                    key, lr, noise_weight)
+        return params, state, best, best_loss, losses.at[i].set(loss.astype(real))
 
-    carry = (kernels, state, kernels, jnp.asarray(jnp.inf, losses.dtype), losses)
+    carry = (kernels, state, kernels, jnp.asarray(jnp.inf, real), losses)
     _, _, best, _, losses = jax.lax.fori_loop(0, config.steps, body, carry)
     return list(best), losses
+
+
+_cv_init_jit = jax.jit(_cv_init, static_argnames=("R", "config"))
+_cv_step_jit = jax.jit(_cv_step, static_argnames=("R", "config", "probes", "acs_shape"), donate_argnums=(0, 1, 2, 3))
+
+
+def _cv_fit_stepwise(acs_block, slope, weights, key, lr, noise_weight, *, R, config, probes=0):
+    """:func:`_cv_train_jit` with the step at top level, driven from Python (the same numbers up
+    to float rounding; on XLA:CPU several times cheaper per step than the loop program)."""
+    problem, sigma, params, state = _cv_init_jit(acs_block, key, slope, weights, R=R, config=config)
+    real = jnp.real(problem.targets).dtype
+    best, best_loss = jax.tree.map(jnp.copy, params), jnp.asarray(jnp.inf, real)
+    losses = []
+    for i in range(config.steps):
+        params, state, best, best_loss, loss = _cv_step_jit(
+            params, state, best, best_loss, problem, sigma, jnp.asarray(i), slope, weights, key, lr, noise_weight,
+            R=R, config=config, probes=probes, acs_shape=tuple(acs_block.shape))
+        losses.append(loss)
+    return list(best), jnp.stack(losses).astype(real)
 
 
 def cv_train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, weights, key, noise_weight=0.0,
@@ -147,12 +186,33 @@ def cv_train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, w
 
 
 @functools.lru_cache(maxsize=16)
-def cv_trainer(sampling: Sampling, config: RakiConfig, probes: int = 0):
+def cv_trainer(sampling: Sampling, config: RakiConfig, probes: int = 0, batched: bool | None = None):
     """``f(acs_block, slopes (B,), weights (B, rows), keys (B,), noise_weights (B,)) -> (kernels (B, ...),
-    losses (B, steps))``: ``jit(vmap(cv_train_kernels))``, one compilation per shape (as
-    :func:`rakijax.sweep.batched_trainer`)."""
+    losses (B, steps))``.
 
-    def one(acs_block, slope, weights, key, noise_weight):
-        return cv_train_kernels(acs_block, sampling, config, slope, weights, key, noise_weight, probes)
+    ``batched=True``: ``jit(vmap(cv_train_kernels))``, all fits in one program (as
+    :func:`rakijax.sweep.batched_trainer`); ``False``: the fits one after another with one
+    top-level compiled step (same numbers up to float rounding). ``None`` (default) picks
+    ``False`` on the CPU, where the batched loop program cost ~3x more CPU time per fit-step
+    (``benchmarks/results/slice_batch_cpu.md``), and ``True`` on accelerators.
+    """
+    if batched is None:
+        batched = jax.default_backend() != "cpu"
+    R = int(sampling.R)
+    static = dataclasses.replace(config, learning_rate=1.0, log_every=1)
+    if batched:
+        def one(acs_block, slope, weights, key, noise_weight):
+            return cv_train_kernels(acs_block, sampling, config, slope, weights, key, noise_weight, probes)
 
-    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0, 0)))
+        return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0, 0)))
+
+    def fits(acs_block, slopes, weights, keys, noise_weights):
+        if config.optimizer != "adam":
+            raise ValueError(f"cross-validated training supports optimizer='adam', got {config.optimizer!r}")
+        lr = jnp.asarray(config.learning_rate, jnp.real(jnp.asarray(slopes)).dtype)
+        out = [_cv_fit_stepwise(acs_block, slopes[b], weights[b], keys[b], lr, noise_weights[b], R=R, config=static,
+                                probes=int(probes)) for b in range(len(slopes))]
+        kernels = [jnp.stack([o[0][l] for o in out]) for l in range(len(out[0][0]))]
+        return kernels, jnp.stack([o[1] for o in out])
+
+    return fits
