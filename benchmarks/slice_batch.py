@@ -4,8 +4,10 @@ Issue 14, "batch work the hardware can share". ``B`` slices of a volume (here: t
 built-in phantom at ``B`` seeds, same shapes) are trained either sequentially (``B``
 runs of the top-level jitted step of :func:`rakijax.raki.train`) or together
 (``jax.vmap`` of the same step over the slices' parameters, optimiser states and
-training problems, still driven from Python), or as the sweeps did (``jax.vmap`` of
-:func:`rakijax.raki.train_kernels`, the whole fit in one ``lax.fori_loop`` program). Reports seconds per step (wall and
+training problems), each either driven step by step from Python ("step") or with the
+steps in one ``lax.fori_loop`` program ("loop": what :func:`rakijax.raki.train` runs per
+chunk of ``log_every`` steps, and, vmapped, the sweeps' :func:`rakijax.raki.train_kernels`).
+Initialisation is excluded; "first step s" is the compiling call. Reports seconds per step (wall and
 process CPU time: the machine is shared, CPU seconds are the steadier measure) and
 slices per minute at the default step count. Writes
 ``benchmarks/results/slice_batch_<platform>.{md,json}``.
@@ -68,8 +70,13 @@ def main(argv=None):
     Bs = [int(b) for b in args.batches.split(",")]
     acs = [_acs(args.n, args.coils, R, args.acs, seed)[1] for seed in range(max(Bs))]
     init = lambda a, i: T._init_jit(a, jax.random.PRNGKey(i), slope, R=R, config=static)
-    step = lambda *a: T._step_jit(*a, R=R, config=static)
-    vstep = jax.jit(jax.vmap(lambda p, o, b, bl, pr: T._step(p, o, pr, slope, lr, R, static) + (b, bl), in_axes=0))
+    def _one(p, o, b, bl, pr, a, l):  # one step at top level, keeping the best iterate (train() before issue 14)
+        new, o, loss = T._step(p, o, pr, a, l, R, static)
+        b, bl = T._keep_best(b, bl, p, loss)
+        return new, o, b, bl, loss
+
+    step = jax.jit(_one, donate_argnums=(0, 1, 2, 3))
+    vstep = jax.jit(jax.vmap(lambda p, o, b, bl, pr: _one(p, o, b, bl, pr, slope, lr), in_axes=0))
 
     def seq_run(B):
         states = []
@@ -94,34 +101,54 @@ def main(argv=None):
         problem, params, opt = stack([p[0] for p in parts]), stack([p[2] for p in parts]), stack([p[3] for p in parts])
         best, bl = jax.tree.map(jnp.copy, params), jnp.full((B,), np.inf, jnp.float32)
         t = _clock()
-        params, opt, loss, best, bl = vstep(params, opt, best, bl, problem)
+        params, opt, best, bl, loss = vstep(params, opt, best, bl, problem)
         jax.block_until_ready(params)
         first = _since(t)
         t = _clock()
         for _ in range(args.steps):
-            params, opt, loss, best, bl = vstep(params, opt, best, bl, problem)
+            params, opt, best, bl, loss = vstep(params, opt, best, bl, problem)
         jax.block_until_ready(loss)
         return first, _since(t)
 
-    def loop_run(B):
-        # what the sweeps ran: jit(vmap(train_kernels)), the whole fit in one lax.fori_loop program
-        s = make_sampling(args.n, R, args.acs)
-        fit = lambda k: jax.jit(jax.vmap(lambda a, key: T.train_kernels(a, s, dataclasses.replace(cfg, steps=k), slope, key)))
-        a, keys = jnp.stack(acs[:B]), jnp.stack([jax.random.PRNGKey(i) for i in range(B)])
-        one = fit(1)
+    def looped(p, o, b, bl, pr, n):  # n steps in one lax.fori_loop (what train() runs per chunk since issue 14)
+        def body(i, c):
+            return _one(*c, pr, slope, lr)[:4]
+
+        return jax.lax.fori_loop(0, n, body, (p, o, b, bl))
+
+    loop1 = jax.jit(looped, static_argnums=5)
+    loopv = jax.jit(jax.vmap(looped, in_axes=(0, 0, 0, 0, 0, None)), static_argnums=5)
+
+    def states(B):
+        parts = [init(acs[i], i) for i in range(B)]
+        return [(p[2], p[3], jax.tree.map(jnp.copy, p[2]), jnp.asarray(np.inf, jnp.float32), p[0]) for p in parts]
+
+    def seq_loop_run(B):
+        sts = states(B)
         t = _clock()
-        jax.block_until_ready(one(a, keys))
+        jax.block_until_ready(loop1(*sts[0], 1))
+        jax.block_until_ready(loop1(*sts[0], args.steps))  # compile (n is static here)
         first = _since(t)
-        full = fit(args.steps + 1)
-        jax.block_until_ready(full(a, keys))  # compile
         t = _clock()
-        jax.block_until_ready(full(a, keys))
-        (w, c), (w1, c1) = _since(t), first
-        return first, (w * args.steps / (args.steps + 1), c * args.steps / (args.steps + 1))
+        for st in sts:
+            out = loop1(*st, args.steps)
+        jax.block_until_ready(out)
+        return first, _since(t)
+
+    def batch_loop_run(B):
+        sts = states(B)
+        stacked = jax.tree.map(lambda *a: jnp.stack(a), *sts)
+        t = _clock()
+        jax.block_until_ready(loopv(*stacked, args.steps))  # compile + one run
+        first = _since(t)
+        t = _clock()
+        jax.block_until_ready(loopv(*stacked, args.steps))
+        return first, _since(t)
 
     rows = []
     for B in Bs:
-        for mode, fn in (("sequential", seq_run), ("vmapped step", batch_run), ("vmapped fori_loop", loop_run)):
+        for mode, fn in (("sequential step", seq_run), ("sequential loop", seq_loop_run), ("vmapped step", batch_run),
+                         ("vmapped loop", batch_loop_run)):
             load = os.getloadavg()[0]
             (fw, fc), (w, c) = fn(B)
             steps = B * args.steps

@@ -74,23 +74,6 @@ def test_all_ones_weights_is_train_kernels(ci):
     np.testing.assert_allclose(np.asarray(l1), np.asarray(l2), rtol=1e-9)
 
 
-def test_stepwise_fits_equal_the_batched_program(ci):
-    """cv_trainer's one-fit-at-a-time path (CPU default) == the vmapped fori_loop program, with
-    fold weights and the g-aware noise term (float64: summation order only)."""
-    _, cfg, prep = ci
-    shapes, rows = _rows(prep, cfg)
-    W = jnp.asarray(A.fold_masks(len(rows), 2, "interleaved")[[0, 2]])
-    args = (prep.acs_block, jnp.asarray([0.2, 0.6]), W, jnp.stack([jax.random.PRNGKey(1), jax.random.PRNGKey(2)]),
-            jnp.asarray([0.0, 0.5]))
-    for probes in (0, 2):
-        kb, lb = A.cv_trainer(prep.sampling, cfg.raki, probes, True)(*args)
-        ks, ls = A.cv_trainer(prep.sampling, cfg.raki, probes, False)(*args)
-        np.testing.assert_allclose(np.asarray(ls), np.asarray(lb), rtol=1e-9)
-        for a, b in zip(ks, kb):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-7, atol=1e-12)
-    assert not np.allclose(np.asarray(ks[0][0]), np.asarray(ks[0][1]))
-
-
 def test_lstsq_init_uses_only_the_kept_rows(ci):
     """The CV init's last layer solves the ridge normal equations on the kept rows only:
     (W F_k - T_k) F_k^H + lam W = 0 (numpy, from the features), and differs from the all-rows fit."""

@@ -191,11 +191,11 @@ def test_lbfgs_gradient_and_descent(data):
 
 def test_no_recompilation_for_new_slopes(data, trained):
     k, s, red, acs = data
-    n_step = T._step_jit._cache_size()
+    n_step = T._chunk_jit._cache_size()
     train(acs, s, CFG.__class__(**{**CFG.__dict__, "learning_rate": 1e-3}), 0.25, key=jax.random.key(5))
-    assert T._step_jit._cache_size() == n_step  # new slope, lr and key: same executable
+    assert T._chunk_jit._cache_size() == n_step  # new slope, lr and key: same executable
     train(acs, make_sampling(NY + 4, R, ACS), CFG, 0.5, key=KEY)
-    assert T._step_jit._cache_size() == n_step  # another Ny with the same R and ACS block: same executable
+    assert T._chunk_jit._cache_size() == n_step  # another Ny with the same R and ACS block: same executable
     n_tk = T._train_kernels_jit._cache_size()
     train_kernels(acs, s, CFG, 0.9, KEY)
     train_kernels(acs, s, CFG, 0.1, jax.random.key(2))

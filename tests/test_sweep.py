@@ -235,29 +235,6 @@ def test_raki_sweep_point_equals_pipeline(tmp_path):
     assert rows[-1]["hf_gain"] == pytest.approx(gain, rel=1e-8)
 
 
-def test_raki_group_cpu_trains_only_todo_and_matches_batched(monkeypatch):
-    """On the CPU the group trains its todo points one by one; the batched (accelerator) path
-    gives the same networks up to summation order (an independent second implementation)."""
-    from rakijax.sweep import group as group_mod
-
-    spec = SweepSpec(slopes=(0.0, 0.5), R=(2,), acs=(8,), seeds=(0,), inputs=(TINY,), raki=RAKI_TINY,
-                     preset="default")
-    points = spec.points()
-    todo = frozenset([point_id(spec, points[1])])
-    calls = []
-    real_train = group_mod.train
-    monkeypatch.setattr(group_mod, "train", lambda *a, **k: calls.append(a[3]) or real_train(*a, **k))
-    seq = list(group_mod.raki_group(spec, points, todo))
-    assert calls == [points[1].slope] and [p for p, _, _ in seq] == [points[1]]
-    monkeypatch.setattr(group_mod, "batch_fits", lambda: True)
-    bat = list(group_mod.raki_group(spec, points, todo))
-    assert calls == [points[1].slope]  # the batched path does not call train
-    (_, m1, a1), (_, m2, a2) = seq[0], bat[0]
-    np.testing.assert_allclose(a1["losses"], a2["losses"], rtol=1e-9)
-    for k in m1:
-        assert m1[k] == pytest.approx(m2[k], rel=1e-7), k
-
-
 def test_ky_crop_keeps_centre_and_divides():
     for ny in range(8, 70):
         for R in range(1, 7):

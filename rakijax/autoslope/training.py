@@ -134,25 +134,6 @@ def _cv_train_jit(acs_block, slope, weights, key, lr, noise_weight, *, R, config
     return list(best), losses
 
 
-_cv_init_jit = jax.jit(_cv_init, static_argnames=("R", "config"))
-_cv_step_jit = jax.jit(_cv_step, static_argnames=("R", "config", "probes", "acs_shape"), donate_argnums=(0, 1, 2, 3))
-
-
-def _cv_fit_stepwise(acs_block, slope, weights, key, lr, noise_weight, *, R, config, probes=0):
-    """:func:`_cv_train_jit` with the step at top level, driven from Python (the same numbers up
-    to float rounding; on XLA:CPU several times cheaper per step than the loop program)."""
-    problem, sigma, params, state = _cv_init_jit(acs_block, key, slope, weights, R=R, config=config)
-    real = jnp.real(problem.targets).dtype
-    best, best_loss = jax.tree.map(jnp.copy, params), jnp.asarray(jnp.inf, real)
-    losses = []
-    for i in range(config.steps):
-        params, state, best, best_loss, loss = _cv_step_jit(
-            params, state, best, best_loss, problem, sigma, jnp.asarray(i), slope, weights, key, lr, noise_weight,
-            R=R, config=config, probes=probes, acs_shape=tuple(acs_block.shape))
-        losses.append(loss)
-    return list(best), jnp.stack(losses).astype(real)
-
-
 def cv_train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, weights, key, noise_weight=0.0,
                      probes: int = 0):
     """:func:`rakijax.raki.train_kernels` (Adam recipe: scaling, initialisation, conjugated
@@ -186,33 +167,13 @@ def cv_train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, w
 
 
 @functools.lru_cache(maxsize=16)
-def cv_trainer(sampling: Sampling, config: RakiConfig, probes: int = 0, batched: bool | None = None):
+def cv_trainer(sampling: Sampling, config: RakiConfig, probes: int = 0):
     """``f(acs_block, slopes (B,), weights (B, rows), keys (B,), noise_weights (B,)) -> (kernels (B, ...),
-    losses (B, steps))``.
+    losses (B, steps))``: ``jit(vmap(cv_train_kernels))``, one compilation per shape (as
+    :func:`rakijax.sweep.batched_trainer`). On the 2-core CPU the vmapped loop program trained at
+    the same cost per fit-step as fits one after another (``benchmarks/results/slice_batch_cpu.md``)."""
 
-    ``batched=True``: ``jit(vmap(cv_train_kernels))``, all fits in one program (as
-    :func:`rakijax.sweep.batched_trainer`); ``False``: the fits one after another with one
-    top-level compiled step (same numbers up to float rounding). ``None`` (default) picks
-    ``False`` on the CPU, where the batched loop program cost ~3x more CPU time per fit-step
-    (``benchmarks/results/slice_batch_cpu.md``), and ``True`` on accelerators.
-    """
-    if batched is None:
-        batched = jax.default_backend() != "cpu"
-    R = int(sampling.R)
-    static = dataclasses.replace(config, learning_rate=1.0, log_every=1)
-    if batched:
-        def one(acs_block, slope, weights, key, noise_weight):
-            return cv_train_kernels(acs_block, sampling, config, slope, weights, key, noise_weight, probes)
+    def one(acs_block, slope, weights, key, noise_weight):
+        return cv_train_kernels(acs_block, sampling, config, slope, weights, key, noise_weight, probes)
 
-        return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0, 0)))
-
-    def fits(acs_block, slopes, weights, keys, noise_weights):
-        if config.optimizer != "adam":
-            raise ValueError(f"cross-validated training supports optimizer='adam', got {config.optimizer!r}")
-        lr = jnp.asarray(config.learning_rate, jnp.real(jnp.asarray(slopes)).dtype)
-        out = [_cv_fit_stepwise(acs_block, slopes[b], weights[b], keys[b], lr, noise_weights[b], R=R, config=static,
-                                probes=int(probes)) for b in range(len(slopes))]
-        kernels = [jnp.stack([o[0][l] for o in out]) for l in range(len(out[0][0]))]
-        return kernels, jnp.stack([o[1] for o in out])
-
-    return fits
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0, 0)))

@@ -189,10 +189,8 @@ def train_kernels(acs_block, sampling: Sampling, config: RakiConfig, slope, key)
     so slope and learning-rate sweeps reuse one compilation and slopes/keys can be
     batched with ``jax.vmap``, e.g.
     ``vmap(lambda a: train_kernels(acs, sampling, cfg, a, key))(slopes)``.
-    No validation: use :func:`train` at user boundaries. Note: on XLA:CPU a
-    loop body ran 4-7x slower per step than the same step at top level for the
-    paper-size network, so :func:`train` (same numbers) is the faster choice for
-    single runs on CPU; batch with this function on accelerators or for small nets.
+    No validation: use :func:`train` at user boundaries (the same steps in loop chunks,
+    with progress and divergence checks between them).
 
     Args:
         acs_block: (Nc, A, X) fully sampled ACS lines, complex.
@@ -235,13 +233,21 @@ def _init_jit(acs_block, key, slope, *, R, config):
     return problem, scale, params, opt_state
 
 
-@functools.partial(jax.jit, static_argnames=("R", "config"), donate_argnums=(0, 1, 2, 3))
-def _step_jit(params, opt_state, best, best_loss, problem, slope, lr, *, R, config):
-    """One optimiser step at top level (see :func:`train` for why not a loop), keeping the best iterate;
-    returns the loss before the step."""
-    new, opt_state, loss = _step(params, opt_state, problem, slope, lr, R, config)
-    best, best_loss = _keep_best(best, best_loss, params, loss)
-    return new, opt_state, best, best_loss, loss
+@functools.partial(jax.jit, static_argnames=("R", "config", "length"), donate_argnums=(0, 1, 2, 3))
+def _chunk_jit(params, opt_state, best, best_loss, problem, slope, lr, n, *, R, config, length):
+    """``n <= length`` optimiser steps in one loop (``n`` traced: one compilation for every chunk),
+    keeping the best iterate; returns the state and the (length,) losses before each step (the
+    first ``n`` are set)."""
+    real = best_loss.dtype
+
+    def body(i, carry):
+        params, opt_state, best, best_loss, losses = carry
+        new, opt_state, loss = _step(params, opt_state, problem, slope, lr, R, config)
+        best, best_loss = _keep_best(best, best_loss, params, loss)
+        return new, opt_state, best, best_loss, losses.at[i].set(loss.astype(real))
+
+    carry = (params, opt_state, best, best_loss, jnp.zeros(length, real))
+    return jax.lax.fori_loop(0, n, body, carry)
 
 
 def validate_acs(acs_block, sampling: Sampling, config: RakiConfig):
@@ -277,12 +283,12 @@ def train(acs_block, sampling: Sampling, config: RakiConfig | None = None, slope
 
     Runs the same computation as :func:`train_kernels` (same initialisation,
     scaling, loss, optimiser updates and best-iterate choice; equal results up to
-    float rounding) but drives one jit-compiled step from Python (one compilation
-    for all steps, slopes and learning rates). On XLA:CPU the same step inside ``lax.fori_loop`` ran 4-7x
-    slower for the paper-size network (measured here, jax 0.10.2), so the
-    user-facing path keeps the step at top level; :func:`train_kernels` keeps the
-    loop for ``vmap``. Every ``config.log_every`` steps the losses are checked,
-    logged, and a tqdm bar advances when ``progress`` is true.
+    float rounding) in chunks of ``config.log_every`` steps, each chunk one
+    compiled ``lax.fori_loop`` (one compilation for all chunks, slopes and learning
+    rates). Between chunks the losses are checked, logged, and a tqdm bar advances
+    when ``progress`` is true; Ctrl-C stops training at the end of the running chunk.
+    On the 2-core CPU the loop ran a paper-size fit in 13.6 s against 22.3 s for
+    the same steps driven one by one from Python (``benchmarks/results/slice_batch_cpu.md``).
 
     Args:
         acs_block: (Nc, A, X) fully sampled ACS lines (any scale; complex),
@@ -323,17 +329,14 @@ def train(acs_block, sampling: Sampling, config: RakiConfig | None = None, slope
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.steps, desc=f"RAKI R={R} a={float(slope):g}", unit="step")
+    chunk = max(1, min(config.log_every, config.steps))
     try:
-        for start in range(0, config.steps, config.log_every):
-            stop = min(start + config.log_every, config.steps)
-            part = []
-            for _ in range(start, stop):  # asynchronous dispatch: the host runs one step ahead of the device
-                params, opt_state, best, best_loss, loss = _step_jit(params, opt_state, best, best_loss, problem,
-                                                                     slope_arr, lr, R=R, config=static)
-                if part:  # at most one step queued: Ctrl-C stops training within a step, not a chunk
-                    part[-1].block_until_ready()
-                part.append(loss)
-            losses[start:stop] = np.asarray(jnp.stack(part))
+        for start in range(0, config.steps, chunk):
+            stop = min(start + chunk, config.steps)
+            params, opt_state, best, best_loss, part = _chunk_jit(
+                params, opt_state, best, best_loss, problem, slope_arr, lr, jnp.asarray(stop - start, jnp.int32),
+                R=R, config=static, length=chunk)
+            losses[start:stop] = np.asarray(part)[: stop - start]
             bad = np.flatnonzero(~np.isfinite(losses[start:stop]))
             if bad.size:
                 step = start + int(bad[0])

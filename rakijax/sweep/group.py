@@ -1,18 +1,14 @@
 """One sweep group: the pipeline's steps with the training of many points batched.
 
 Points with the same input, ``R`` and ACS width share their prepared data and differ only
-in traced numbers (slope, PRNG seed). On an accelerator :func:`raki_group` trains them in
-one ``jax.vmap``-ed :func:`rakijax.raki.train_kernels` call (:func:`batched_trainer`, one
-compilation per shape, none per slope); the whole group is then always trained (the same
-batch whatever is left to do, so kernels are bit-identical on a resume). On the CPU it
-trains the points one after another with :func:`rakijax.raki.train` (one compiled step for
-all of them): there the batched loop program cost ~3x more CPU time per point-step than
-the top-level step at B = 2 (``benchmarks/slice_batch.py``,
-``benchmarks/results/slice_batch_cpu.md``), and only the ``todo`` points are trained.
-Each point is evaluated with the pipeline's own :func:`~rakijax.pipeline.apply`,
-:func:`~rakijax.pipeline.image_metrics` and :func:`~rakijax.pipeline.gfactor` (so a point
-is what ``rakijax recon`` computes for its :meth:`~rakijax.sweep.SweepSpec.recon_config`;
-on the CPU exactly, on an accelerator up to the summation order of the batched training).
+in traced numbers (slope, PRNG seed), so :func:`raki_group` trains them in one
+``jax.vmap``-ed :func:`rakijax.raki.train_kernels` call (:func:`batched_trainer`, one
+compilation per shape, none per slope) and evaluates each point with the pipeline's own
+:func:`~rakijax.pipeline.apply`, :func:`~rakijax.pipeline.image_metrics` and
+:func:`~rakijax.pipeline.gfactor` (so a point is what ``rakijax recon`` computes for its
+:meth:`~rakijax.sweep.SweepSpec.recon_config`, up to the summation order of the batched
+training). The whole group is always trained (the same batch whatever is left to do, so
+kernels are bit-identical on a resume); only points in ``todo`` are evaluated.
 
 When ``R`` does not divide ``Ny`` (e.g. 256 lines at R = 5) and the analytic g-factor is
 asked for, the k-space is cropped in ky to the largest centred window that ``R`` divides
@@ -31,13 +27,13 @@ import numpy as np
 from .. import metrics as mt
 from ..methods import Raki
 from ..pipeline import apply, gfactor, image_metrics, prepare
-from ..raki import train, train_kernels
+from ..raki import train_kernels
 from ..raki.config import RakiConfig
 from ..raki.train import validate_acs
 from ..sampling import Sampling
 from .spec import SweepPoint, SweepSpec, point_id
 
-__all__ = ["METRICS", "GroupFn", "batch_fits", "batched_trainer", "raki_group"]
+__all__ = ["METRICS", "GroupFn", "batched_trainer", "raki_group"]
 
 #: metrics written per point (``table.csv`` has one row for each).
 METRICS = ("nmse", "psnr", "ssim", "gfactor_mean", "gfactor_p95", "gfactor_max", "hf_gain", "hf_loss")
@@ -74,41 +70,22 @@ def raki_group(spec: SweepSpec, group: Sequence[SweepPoint], todo: frozenset) ->
     cfg0 = spec.recon_config(group[0])
     prep = prepare(inp.load(), cfg0, crop_ky=spec.gfactor == "analytic")
     validate_acs(prep.acs_block, prep.sampling, cfg0.raki)
-    fits = _fits(prep, cfg0.raki, group, [point_id(spec, p) in todo for p in group])
-    for point, (kernels, losses) in zip(group, fits):
-        if kernels is None:
+    real = jnp.real(prep.reduced).dtype
+    slopes = jnp.asarray([p.slope for p in group], real)
+    keys = jnp.stack([jax.random.PRNGKey(p.seed) for p in group])
+    kernels_b, losses_b = batched_trainer(prep.sampling, cfg0.raki)(prep.acs_block, slopes, keys)
+    for i, point in enumerate(group):
+        if point_id(spec, point) not in todo:
             continue
         cfg = spec.recon_config(point)
         method = Raki(cfg.raki, point.slope)
+        kernels = [w[i] for w in kernels_b]
         rec = apply(prep, method, kernels)
         m = image_metrics(prep, rec)
         m = {k: m[k] for k in METRICS if k in m}
-        arrays = {"recon": np.asarray(rec.image, np.float32), "losses": np.asarray(losses)}
+        arrays = {"recon": np.asarray(rec.image, np.float32), "losses": np.asarray(losses_b[i])}
         if spec.gfactor == "analytic":
             g = np.asarray(gfactor(prep, method, kernels, rec, cfg).g)
             m.update(mt.gfactor_summary(g, prep.support))
             arrays["gfactor"] = g.astype(np.float32)
         yield point, {k: float(v) for k, v in m.items()}, arrays
-
-
-def batch_fits() -> bool:
-    """Whether to train a group's points in one vmapped program (accelerators) or one by one (CPU)."""
-    return jax.default_backend() != "cpu"
-
-
-def _fits(prep, config: RakiConfig, group: Sequence[SweepPoint], wanted: Sequence[bool]) -> list:
-    """``[(kernels, losses) or (None, None)]`` per point: the trained networks of the wanted points."""
-    if batch_fits():
-        real = jnp.real(prep.reduced).dtype
-        slopes = jnp.asarray([p.slope for p in group], real)
-        keys = jnp.stack([jax.random.PRNGKey(p.seed) for p in group])
-        kernels_b, losses_b = batched_trainer(prep.sampling, config)(prep.acs_block, slopes, keys)
-        return [([w[i] for w in kernels_b], losses_b[i]) if want else (None, None) for i, want in enumerate(wanted)]
-    out = []
-    for point, want in zip(group, wanted):
-        if not want:
-            out.append((None, None))
-            continue
-        res = train(prep.acs_block, prep.sampling, config, point.slope, key=jax.random.PRNGKey(point.seed))
-        out.append((res.kernels, res.losses))
-    return out
