@@ -28,7 +28,7 @@ import jax.numpy as jnp
 
 from .. import kspace_net
 
-__all__ = ["AcsProblem", "prepare", "loss", "forward_stacked"]
+__all__ = ["AcsProblem", "prepare", "loss", "forward_stacked", "im2col", "block_matrix", "gemm"]
 
 
 class AcsProblem(NamedTuple):
@@ -50,7 +50,7 @@ def _stack(z):
     return jnp.concatenate([jnp.real(z), jnp.imag(z)], axis=-3)
 
 
-def _im2col(x, kh: int, kw: int, dilation: int):
+def im2col(x, kh: int, kw: int, dilation: int):
     """(C, H, W) -> (kh*kw*C, H - dilation*(kh-1), W - kw + 1), tap-major."""
     H = x.shape[-2] - dilation * (kh - 1)
     W = x.shape[-1] - (kw - 1)
@@ -61,8 +61,8 @@ def _im2col(x, kh: int, kw: int, dilation: int):
     )
 
 
-def _block(w):
-    """Complex kernel (cout, cin, kh, kw) -> real (2cout, kh*kw*2cin), matching :func:`_im2col` of a stack."""
+def block_matrix(w):
+    """Complex kernel (cout, cin, kh, kw) -> real (2cout, kh*kw*2cin), matching :func:`im2col` of a stack."""
     a, b = jnp.real(w), jnp.imag(w)
     top = jnp.concatenate([a, -b], axis=1)  # rows for Re out: [A, -B] against [Re; Im]
     bot = jnp.concatenate([b, a], axis=1)  # rows for Im out: [B, A]
@@ -70,7 +70,8 @@ def _block(w):
     return m.transpose(0, 2, 3, 1).reshape(m.shape[0], -1)  # (2cout, kh*kw*2cin), tap-major
 
 
-def _gemm(m, p):
+def gemm(m, p):
+    """Real block matrix (O, K) applied to stacked patches (K, H, W) -> (O, H, W)."""
     return jnp.einsum("ok,kyx->oyx", m, p, precision=jax.lax.Precision.HIGHEST)
 
 
@@ -79,15 +80,15 @@ def prepare(x, kernel_shapes: Sequence[Sequence[int]], R: int) -> AcsProblem:
     rows, targets = kspace_net.acs_pairs(x, kernel_shapes, R)
     assert (rows == range(len(rows))).all()  # a leading block (see AcsProblem)
     kh, kw = kernel_shapes[0][-2:]
-    return AcsProblem(_im2col(_stack(x), kh, kw, R), _stack(targets))
+    return AcsProblem(im2col(_stack(x), kh, kw, R), _stack(targets))
 
 
 def forward_stacked(kernels: Sequence, patches, slope, kernel_shapes, R: int):
     """Stacked network output ``[Re y; Im y]`` (2 cout, H', W') from the first-layer patches."""
-    z = _gemm(_block(kernels[0]), patches)
+    z = gemm(block_matrix(kernels[0]), patches)
     for w, s in zip(kernels[1:], kernel_shapes[1:]):
         z = jnp.where(z >= 0, z, slope * z)  # complex leaky ReLU on [Re; Im]
-        z = _gemm(_block(w), _im2col(z, s[-2], s[-1], R))
+        z = gemm(block_matrix(w), im2col(z, s[-2], s[-1], R))
     return z
 
 

@@ -7,7 +7,7 @@ The network output is linear in the last kernel ``W_L``: with the hidden feature
     L(W_L) = 1/(2N) sum_{o, p} |sum_k W_L[o, k] F[k, p] - T[o, p]|^2,
 
 with ``F`` (K, P) the complex im2col features of ``h`` for the last layer
-(``K = kh_L * kw_L * widths[-1]``, tap-major as in :func:`rakijax.raki.acs_loss._im2col`)
+(``K = kh_L * kw_L * widths[-1]``, tap-major as in :func:`rakijax.raki.acs_loss.im2col`)
 at the ``P`` training positions and ``T`` ((R-1)Nc, P) the loss's own targets.
 Its minimiser with a small ridge is
 
@@ -36,17 +36,17 @@ def last_layer_features(kernels: Sequence, problem: acs_loss.AcsProblem, slope, 
 
     ``kernels[:-1]`` are the hidden kernels (the last one is not used). Column
     ``p`` is the training position (row, column) of the loss, row ``k`` is tap-major
-    (``(ty*kw + tx)*C + c``, the order of :func:`acs_loss._block`'s columns).
+    (``(ty*kw + tx)*C + c``, the order of :func:`acs_loss.block_matrix`'s columns).
     """
-    z = acs_loss._gemm(acs_loss._block(kernels[0]), problem.patches)
+    z = acs_loss.gemm(acs_loss.block_matrix(kernels[0]), problem.patches)
     for w in kernels[1:-1]:
         z = jnp.where(z >= 0, z, slope * z)
         s = w.shape
-        z = acs_loss._gemm(acs_loss._block(w), acs_loss._im2col(z, s[-2], s[-1], R))
+        z = acs_loss.gemm(acs_loss.block_matrix(w), acs_loss.im2col(z, s[-2], s[-1], R))
     z = jnp.where(z >= 0, z, slope * z)
     kh, kw = kernel_shapes[-1][-2:]
     c = z.shape[0] // 2
-    f = acs_loss._im2col(z, kh, kw, R)  # (taps*2C, H', W'), tap-major, [Re; Im] within a tap
+    f = acs_loss.im2col(z, kh, kw, R)  # (taps*2C, H', W'), tap-major, [Re; Im] within a tap
     Q = problem.targets.shape[-2]
     f = f[:, :Q, :].reshape(kh * kw, 2, c, -1)
     F = jax.lax.complex(f[:, 0], f[:, 1]).reshape(kh * kw * c, -1)
