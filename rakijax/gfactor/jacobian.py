@@ -164,9 +164,11 @@ def input_jacobian_two_hidden(kernels, lin, Lfull, u0, U, nc, box):
         for ix in range(Tx):
             ty, tx = loy + iy, lox + ix
             qs = [(qy, qx) for qy in range(kh2) for qx in range(kw2) if 0 <= iy - qy < ty1 and 0 <= ix - qx < tx1]
-            # K[(q, b), (c, a)] = W2(q)[a, b] Z1(t - q)[b, c]; conj: Z1 conjugated (the conj(w) columns)
-            K = jnp.concatenate([jnp.einsum("ab,bc->bca", w2[:, :, qy, qx], Z1[iy - qy, ix - qx]) for qy, qx in qs])
-            K = K.reshape(len(qs) * c1, n)
+            # K[(q, b), (c, a)] = W2(q)[a, b] Z1(t - q)[b, c]; conj=True: Z1 conjugated (the conj(w) columns)
+            kmat = lambda conj: jnp.concatenate(  # noqa: E731
+                [jnp.einsum("ab,bc->bca", w2[:, :, qy, qx], jnp.conj(Z1[iy - qy, ix - qx]) if conj else Z1[iy - qy, ix - qx])
+                 for qy, qx in qs]).reshape(len(qs) * c1, n)
+            K = kmat(False)
             take1 = lambda c: jnp.concatenate([_tap_taken(c, u0 - ty + lo2 + qy, U, tx - (qx - ax2)) for qy, qx in qs], axis=1)
             take2 = lambda c: _tap_taken(c, u0 - ty, U, tx)[:, None, :]  # (U*X, 1, C2)
             split = lambda both: (both[:, :n].reshape(-1, nc, c2), both[:, n:].reshape(-1, nc, c2))
@@ -182,15 +184,16 @@ def input_jacobian_two_hidden(kernels, lin, Lfull, u0, U, nc, box):
                 im.append(mr * zi + mi * zr)
             else:
                 (al1, be1), (al2, be2) = co1, co2
-                Kc = jnp.conj(jnp.concatenate([jnp.einsum("ab,bc->bca", w2[:, :, qy, qx], jnp.conj(Z1[iy - qy, ix - qx])) for qy, qx in qs]).reshape(len(qs) * c1, n))
-                # Kc = conj(W2 conj(Z1)): ZB = beta1 . (W2 conj Z1), so Re ZB = beta1 @ Re(conj Kc), Im ZB = -beta1 @ Im(Kc)
+                KB = kmat(True)
+                # ZA = alpha1 . (W2 Z1), ZB = beta1 . (W2 conj Z1) with real alpha1, beta1: [Re | Im] by real GEMMs
                 ar, ai = split(dot(take1(al1), jnp.concatenate([jnp.real(K), jnp.imag(K)], 1)))
-                br, bi = split(dot(take1(be1), jnp.concatenate([jnp.real(Kc), -jnp.imag(Kc)], 1)))
+                br, bi = split(dot(take1(be1), jnp.concatenate([jnp.real(KB), jnp.imag(KB)], 1)))
                 a2, b2 = take2(al2), take2(be2)
                 # H_w = a2 ZA + b2 conj(ZB);  H_conj(w) = a2 ZB + b2 conj(ZA)
                 re.append(jnp.concatenate([a2 * ar + b2 * br, a2 * br + b2 * ar], axis=1))
                 im.append(jnp.concatenate([a2 * ai - b2 * bi, a2 * bi - b2 * ai], axis=1))
     return jnp.stack([jnp.stack(re), jnp.stack(im)])
+
 
 def _gathered_rows(c, J, kh, kw, ax):
     """``c[j + qy, x + qx - ax, b]`` for ``j < J`` -> (J*X, kh*kw*C) (c is (J+kh-1, X, C))."""
