@@ -100,8 +100,9 @@ def _network_images(params, v, sampling: Sampling):
 
 
 def _call(params, v, recon_fn):
-    """``recon_fn(v)``: :func:`pseudo_replica_variance`'s function, static as the ``context``."""
-    return recon_fn(v)
+    """``recon_fn(v)`` (``params`` None) or ``recon_fn(params, v)``: :func:`pseudo_replica_variance`'s
+    function, static as the ``context``."""
+    return recon_fn(v) if params is None else recon_fn(params, v)
 
 
 @partial(jax.jit, static_argnames=("image_fn", "context"))
@@ -223,15 +224,18 @@ def pseudo_replica_variance(
     noise_scale: float = 1.0,
     chunk: int = 100,
     progress: bool = False,
+    params=None,
 ):
     """:func:`monte_carlo_variance` for any reconstruction ``recon_fn``.
 
     ``recon_fn`` maps the reduced grid (Nc, Y, X) to coil images (Nc', Ny, Nx) and is
-    called under ``vmap``; it is a static argument of the compiled program, so reuse the
-    same function object to avoid recompiling. Other arguments as in
+    called under ``vmap``; it is a static argument of the compiled program (hashed), so
+    reuse the same function object, or an equal hashable one, to avoid recompiling. With
+    ``params`` (a pytree of arrays, traced) it is called as ``recon_fn(params, v)``: new
+    kernels of the same shapes then reuse the compiled program. Other arguments as in
     :func:`monte_carlo_variance`.
     """
     return _replica_variance(
-        _call, recon_fn, None, reduced, psi=psi, p=p, key=key, replicas=replicas,
+        _call, recon_fn, params, reduced, psi=psi, p=p, key=key, replicas=replicas,
         noise_scale=noise_scale, chunk=chunk, progress=progress,
     )

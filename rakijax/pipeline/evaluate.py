@@ -40,6 +40,7 @@ from ..config import ReconConfig
 from ..fft import ifft2c
 from ..gfactor import GFactorResult, combined_variance, gfactor_from_cov, pseudo_replica_variance, gfactor_from_variance, jacobian_cov, monte_carlo_variance
 from ..methods import Fit, Method
+from ..sampling import Sampling
 from ..sanity import check_reconstruction
 from .prepare import Prepared, check_autodiff, rss, support_mask
 from .reconstruct import Reconstruction
@@ -108,22 +109,33 @@ def gfactor(prep: Prepared, method: Method, kernels, rec: Reconstruction, cfg: R
 def _replicas_with_acs(prep: Prepared, method: Method, kernels, rec: Reconstruction, cfg: ReconConfig, psi_w):
     """Pseudo-replica variance of the actual output when the acquired ACS lines are reinserted:
     noise on the regular lines goes through the network, noise on the reinserted ACS-only
-    lines goes straight to the output (Robson 2008, on the output as written)."""
+    lines goes straight to the output (Robson 2008, on the output as written). The kernels and
+    the reinserted rows are traced: the slices of a volume share one compiled program."""
     s = prep.sampling
     extra = np.zeros(s.ny, bool)
     extra[s.acs_lines] = True
     extra &= np.asarray(prep.acquired_lines, bool) & ~s.mask(include_acs=False)
     rows = jnp.asarray(np.flatnonzero(extra))
-    Y = prep.reduced.shape[1]
-
-    def output(v):
-        k = method.apply(kernels, v[:, :Y], s)
-        return ifft2c(k.at[:, rows, :].set(v[:, Y:]))
-
     v0 = jnp.concatenate([prep.reduced, prep.zero_filled[:, rows]], axis=1)
+    output = _OutputWithAcs(method, s, int(prep.reduced.shape[1]))
     return pseudo_replica_variance(output, v0, psi=psi_w, p=rec.p_work, key=jax.random.PRNGKey(cfg.seed + 1),
                                    replicas=cfg.replicas, noise_scale=cfg.mc_noise_scale, chunk=cfg.mc_chunk,
-                                   progress=cfg.progress)
+                                   progress=cfg.progress, params=(tuple(jnp.asarray(w) for w in kernels), rows))
+
+
+@dataclass(frozen=True)
+class _OutputWithAcs:
+    """Coil images of the output as written from ``v = [reduced grid, reinserted ACS rows]``
+    (hashable: a static part of the replica program)."""
+
+    method: Method
+    sampling: Sampling
+    num_reduced: int
+
+    def __call__(self, params, v):
+        kernels, rows = params
+        k = self.method.apply(list(kernels), v[:, : self.num_reduced], self.sampling)
+        return ifft2c(k.at[:, rows, :].set(v[:, self.num_reduced :]))
 
 
 def snr_map(prep: Prepared, rec: Reconstruction, g) -> np.ndarray:
