@@ -16,7 +16,10 @@ preset     phantom    coils  R / ACS  RAKI widths   RAKI training         replic
 =========  =========  =====  =======  ============  ====================  ========
 
 ``ci`` checks that code runs (seconds), not the science; ``paper`` is the network and
-phantom of the paper (Akcakaya 2019; Dawood 2024).
+phantom of the paper (Akcakaya 2019; Dawood 2024). Every preset keeps the other
+``RakiConfig`` defaults, the least-squares last-layer initialisation included (the
+``ci``/``small`` step counts and learning rates were set before it; the auto-slope
+experiment on ``small`` was re-run with it, ``benchmarks/results/auto_slope_cpu.md``).
 """
 
 from __future__ import annotations
